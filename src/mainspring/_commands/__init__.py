@@ -1,0 +1,1 @@
+"""Subcommands of the ``mainspring`` command, one module each."""
