@@ -34,9 +34,7 @@ def clock(fake: FakeTime) -> Iterator[Clock]:
 # -- the grid ------------------------------------------------------------------
 
 
-def test_hours_of_schedule_run_on_exact_grid_without_drift(
-    fake: FakeTime, clock: Clock
-) -> None:
+def test_hours_of_schedule_run_on_exact_grid_without_drift(fake: FakeTime, clock: Clock) -> None:
     events: list[ClockEvent] = []
     start = fake.monotonic()
     clock.subscribe(events.append, every=0.5)
@@ -301,7 +299,9 @@ def test_event_load_is_none_without_indicator_and_the_figure_with_one(
 
 def test_get_clock_is_one_object_in_every_thread() -> None:
     seen: list[Clock] = []
-    threads = [threading.Thread(target=lambda: seen.append(mainspring.get_clock())) for _ in range(8)]
+    threads = [
+        threading.Thread(target=lambda: seen.append(mainspring.get_clock())) for _ in range(8)
+    ]
     for t in threads:
         t.start()
     for t in threads:

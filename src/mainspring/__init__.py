@@ -5,8 +5,18 @@ What this module exports is the public API; every other module may change.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from mainspring._load import load, set_indicator
+from mainspring._load import (
+    InstrumentedSelector,
+    LoadIndicator,
+    LoadSnapshot,
+    get_indicator,
+    instrument,
+    load,
+    set_indicator,
+    uninstrument,
+)
 from mainspring.clock import Clock, ClockEvent, Subscription, SubscriptionStats, get_clock
+from mainspring.scheduler import Idle, Scheduler, at, cron, every
 
 try:
     __version__ = version("mainspring")
@@ -14,11 +24,22 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
+    "InstrumentedSelector",
+    "LoadIndicator",
+    "LoadSnapshot",
+    "get_indicator",
+    "instrument",
+    "uninstrument",
     "Clock",
     "ClockEvent",
+    "Idle",
+    "Scheduler",
     "Subscription",
     "SubscriptionStats",
     "__version__",
+    "at",
+    "cron",
+    "every",
     "get_clock",
     "load",
     "set_indicator",

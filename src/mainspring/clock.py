@@ -56,6 +56,7 @@ __all__ = ["Clock", "ClockEvent", "Listener", "Subscription", "SubscriptionStats
 
 log = logging.getLogger("mainspring.clock")
 
+
 class _Driver(Protocol):
     def start(self) -> None: ...
     def wake(self) -> None: ...

@@ -1,0 +1,239 @@
+"""A job as the engine holds it: its definition, resolved, and where it stands in time."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from mainspring.scheduler._refs import reference_of, resolve
+from mainspring.scheduler.policies import Idle, JobOptions
+from mainspring.scheduler.triggers import EveryTrigger, Trigger, trigger_from_json
+from mainspring.stores.records import JobRecord
+
+if TYPE_CHECKING:
+    from mainspring.scheduler._runs import _Pending
+
+__all__ = ["Job", "build_job", "misfire_note"]
+
+
+class Job:
+    """One job's definition (``record``) and its schedule in this process.
+
+    ``next_run`` is the earliest fire time not yet run or recorded (wall,
+    UTC); ``due_mono`` the same instant on the monotonic clock once the engine
+    has placed the job. ``running`` counts its runs in progress here.
+    """
+
+    __slots__ = (
+        "due_mono",
+        "func",
+        "heap_due",
+        "id",
+        "inline_only",
+        "next_run",
+        "options",
+        "paused",
+        "queue",
+        "record",
+        "retired",
+        "running",
+        "trigger",
+    )
+
+    def __init__(
+        self,
+        record: JobRecord,
+        trigger: Trigger,
+        options: JobOptions,
+        func: Callable[..., Any],
+        inline_only: bool = False,
+    ) -> None:
+        self.id = record.id
+        self.record = record
+        self.trigger = trigger
+        self.options = options
+        self.func = func
+        self.inline_only = inline_only
+        self.next_run = record.next_run
+        self.paused = record.paused
+        self.due_mono: float | None = None
+        self.heap_due: float | None = None
+        self.running = 0
+        self.retired = False
+        self.queue: list[_Pending] = []
+
+    @classmethod
+    def from_record(cls, record: JobRecord, func: Callable[..., Any] | None) -> Job:
+        """Rebuild a stored job; its reference must resolve (``ValueError`` naming the job)."""
+        try:
+            trigger = trigger_from_json(record.trigger)
+            options = JobOptions.from_json(record.options)
+            if func is None:
+                func = resolve(record.func)
+        except ValueError as exc:
+            raise ValueError(f"job {record.id!r}: {exc}") from None
+        return cls(record, trigger, options, func)
+
+    @property
+    def wall_derived(self) -> bool:
+        """True for triggers whose times come from the wall clock (cron, at)."""
+        return not isinstance(self.trigger, EveryTrigger)
+
+    def stored_next_run(self) -> datetime | None:
+        return self.next_run
+
+    def keep_schedule_of(self, old: Job) -> None:
+        """Take over ``old``'s place in time (a redefinition with the same trigger)."""
+        self.next_run = old.next_run
+        self.paused = old.paused
+        self.due_mono = old.due_mono
+        self.record = JobRecord(
+            id=self.record.id,
+            func=self.record.func,
+            trigger=self.record.trigger,
+            args=self.record.args,
+            kwargs=self.record.kwargs,
+            options=self.record.options,
+            next_run=old.next_run,
+            paused=old.paused,
+        )
+
+    def advance(self, now: float, now_wall: datetime, cap: int) -> list[datetime]:
+        """The fire times that have passed (the latest ``cap``), moving past them.
+
+        Interval jobs count on monotonic time from ``due_mono``; cron and
+        ``at`` jobs walk their trigger on wall time.
+        """
+        if self.next_run is None:
+            return []
+        trigger = self.trigger
+        if isinstance(trigger, EveryTrigger) and self.due_mono is not None:
+            interval = trigger.interval_s
+            passed = max(0, math.floor((now - self.due_mono) / interval)) + 1
+            first = self.next_run
+            step = trigger.interval
+            times = [first + i * step for i in range(max(0, passed - cap), passed)]
+            self.due_mono += passed * interval
+            self.next_run = first + passed * step
+            return times
+        walked: list[datetime] = []
+        t: datetime | None = self.next_run
+        while t is not None and t <= now_wall:
+            walked.append(t)
+            if len(walked) > cap:
+                del walked[0]
+                if len(walked) >= cap:  # a long downtime: jump ahead rather than walk
+                    t = trigger.next_after(now_wall)
+                    break
+            t = trigger.next_after(t)
+        self.next_run = t
+        self.due_mono = None
+        return walked
+
+
+def misfire_note(count: int, policy: str) -> str:
+    return f"{count} fire time(s) passed unseen (misfire={policy!r})"
+
+
+# Jobs built alike share their options, anchored trigger and JSON: 100,000
+# interval jobs then cost a few hundred bytes each, and adding one is cheap.
+@functools.lru_cache(maxsize=1024)
+def _options(*fields: Any) -> tuple[JobOptions, dict[str, Any]]:
+    options = JobOptions(*fields)
+    return options, options.to_json()
+
+
+@functools.lru_cache(maxsize=1024)
+def _anchored(trigger: EveryTrigger, now: datetime) -> tuple[EveryTrigger, dict[str, Any]]:
+    anchored = trigger.anchored(now)
+    return anchored, anchored.to_json()
+
+
+@functools.lru_cache(maxsize=4096)
+def _reference_of(func: Callable[..., Any]) -> str:
+    return reference_of(func)
+
+
+# Shared by jobs without arguments; records are values and are never mutated.
+_NO_ARGS: list[Any] = []
+_NO_KWARGS: dict[str, Any] = {}
+
+
+def build_job(
+    func: Callable[..., Any] | str,
+    trigger: Trigger,
+    id: str | None = None,
+    *,
+    args: Iterable[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    idle: Idle | None = None,
+    misfire: str = "coalesce",
+    grace: float | None = None,
+    max_running: int = 1,
+    jitter: float = 0.0,
+    timeout: float | None = None,
+    run_in: str = "thread",
+    replace: bool = True,
+    keep_callables: bool = False,
+    now: datetime,
+) -> Job:
+    """Validate one job definition and build it; errors name the argument and the value."""
+    del replace  # the engine's business
+    inline_only = False
+    if isinstance(func, str):
+        ref = func
+        target = resolve(ref)
+    elif callable(func):
+        target = func
+        try:
+            ref = _reference_of(func)
+        except TypeError as exc:
+            if not keep_callables:
+                raise TypeError(f"{exc} (a 'memory://' store can keep such callables)") from None
+            ref = f"{getattr(func, '__module__', '?')}:{getattr(func, '__qualname__', repr(func))}"
+            inline_only = True
+    else:
+        raise TypeError(f"`func` must be a callable or a 'module:qualname' string, got {func!r}")
+    if not hasattr(trigger, "next_after") or not hasattr(trigger, "to_json"):
+        raise TypeError(f"`trigger` must be cron(...), every(...) or at(...), got {trigger!r}")
+    if id is None:
+        id = ref
+    if not isinstance(id, str) or not id:
+        raise ValueError(f"`id` must be a non-empty string, got {id!r}")
+    try:
+        options, options_json = _options(misfire, grace, max_running, jitter, timeout, run_in, idle)
+    except TypeError:  # an unhashable option value: validate it uncached, for its message
+        options = JobOptions(misfire, grace, max_running, jitter, timeout, run_in, idle)
+        options_json = options.to_json()
+    if inline_only and run_in == "process":
+        raise ValueError(f"`run_in='process'` needs an importable function, got {func!r}")
+    args_list = list(args) if args else _NO_ARGS
+    kwargs_dict = dict(kwargs) if kwargs else _NO_KWARGS
+    for name, value in (("args", args_list), ("kwargs", kwargs_dict)):
+        if value:
+            try:
+                json.dumps(value)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"`{name}` of job {id!r} must be JSON-serialisable: {exc}"
+                ) from None
+    if isinstance(trigger, EveryTrigger) and trigger.start is None:
+        # Grids start on a whole second: alike jobs added together share one trigger.
+        trigger, trigger_json = _anchored(trigger, now.replace(microsecond=0))
+    else:
+        trigger_json = trigger.to_json()
+    record = JobRecord(
+        id,
+        ref,
+        trigger_json,
+        args_list,
+        kwargs_dict,
+        options_json,
+        trigger.next_after(now),
+        False,
+    )
+    return Job(record, trigger, options, target, inline_only)

@@ -1,0 +1,335 @@
+"""How a due job becomes a run: the timer, misfires, jitter, the idle wait, limits.
+
+The rules are those of :mod:`mainspring.scheduler._engine`'s docstring; this
+module is the machinery, shared by :class:`~mainspring.Scheduler` as its base.
+Every method here runs under the scheduler's lock unless it says otherwise;
+jobs themselves run outside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import random
+import threading
+import time as _time
+from collections.abc import Callable
+from datetime import datetime
+
+from mainspring._drivers._pool import WorkerPool
+from mainspring._subscription import ClockEvent, Subscription
+from mainspring.clock import Clock
+from mainspring.scheduler._execute import ChildProcesses, Outcome, execute
+from mainspring.scheduler._jobs import Job, misfire_note
+from mainspring.scheduler.triggers import EveryTrigger
+from mainspring.stores import KEEP, Store
+from mainspring.stores.records import RunRecord
+
+log = logging.getLogger("mainspring.scheduler")
+
+#: A fire time first seen later than this (seconds) counts as missed.
+MISFIRE_AFTER_S = 1.0
+#: Wall-derived deadlines (cron, at) are re-derived at least this often.
+REDERIVE_S = 300.0
+#: At most this many fire times are counted after a downtime.
+MAX_CATCH_UP = 100
+
+
+class _Pending:
+    """A due run on its way to starting (jitter, idle wait, limits)."""
+
+    __slots__ = ("forced", "jittered", "job", "queued", "scheduled", "since")
+
+    def __init__(self, job: Job, scheduled: datetime, since: float, *, forced: bool = False):
+        self.job = job
+        self.scheduled = scheduled
+        self.since = since
+        self.forced = forced
+        self.jittered = forced
+        self.queued = False
+
+
+__all__ = ["RunPipeline"]
+
+
+class RunPipeline:
+    """The run machinery behind :class:`~mainspring.Scheduler` (state lives there)."""
+
+    _store: Store
+    _lock: threading.RLock
+    _idle_cond: threading.Condition
+    _jobs: dict[str, Job]
+    _heap: list[tuple[float, int, Job]]
+    _seq: int
+    _timer: Subscription | None
+    _timer_due: float | None
+    _waiting: list[_Pending]
+    _idle_sub: Subscription | None
+    _active: dict[int, Job]
+    _pool: WorkerPool | None
+    _children: ChildProcesses
+    _loop: asyncio.AbstractEventLoop | None
+    _started: bool
+    _inline: bool
+    _random: random.Random
+    _load: Callable[[float], float]
+    instance: str
+
+    @property
+    def clock(self) -> Clock:
+        raise NotImplementedError
+
+    def _place(self, job: Job, now: float, now_wall: datetime) -> None:
+        """Give ``job`` its monotonic deadline from its stored next fire time."""
+        if job.paused or job.next_run is None:
+            job.due_mono = None
+            return
+        if job.due_mono is None or not isinstance(job.trigger, EveryTrigger):
+            job.due_mono = now + (job.next_run - now_wall).total_seconds()
+        wake = min(job.due_mono, now + REDERIVE_S) if job.wall_derived else job.due_mono
+        self._seq += 1
+        job.heap_due = wake
+        heapq.heappush(self._heap, (wake, self._seq, job))
+
+    def _arm(self) -> None:
+        """Keep one clock timer, at the earliest deadline of all jobs."""
+        with self._lock:
+            if not self._started:
+                return
+            heap = self._heap
+            while heap and (heap[0][2].retired or heap[0][0] != heap[0][2].heap_due):
+                heapq.heappop(heap)
+            due = heap[0][0] if heap else None
+            if due == self._timer_due:
+                return
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_due = due
+            self._timer = (
+                None
+                if due is None
+                else self.clock.call_at(
+                    due, self._on_timer, name="mainspring.scheduler", blocking=True
+                )
+            )
+
+    def _on_timer(self, event: ClockEvent) -> None:
+        clock = self.clock
+        with self._lock:
+            if not self._started:
+                return
+            self._timer = self._timer_due = None
+            now = clock.time.monotonic()
+            now_wall = clock.time.wall()
+            due_jobs: list[Job] = []
+            heap = self._heap
+            while heap and heap[0][0] <= now:
+                wake, _, job = heapq.heappop(heap)
+                if job.retired or wake != job.heap_due or job.due_mono is None:
+                    continue
+                job.heap_due = None
+                due_jobs.append(job)
+            for job in due_jobs:
+                if job.due_mono is not None and job.due_mono > now:
+                    # A re-derivation wake-up, not a fire time: place it afresh.
+                    job.due_mono = None
+                    self._place(job, now, now_wall)
+                else:
+                    self._fire(job, now, now_wall)
+        self._arm()
+
+    def _fire(self, job: Job, now: float, now_wall: datetime) -> None:
+        """``job``'s deadline passed: count its fire times, apply misfire, queue runs."""
+        times = job.advance(now, now_wall, MAX_CATCH_UP)
+        self._place(job, now, now_wall)
+        if not times:
+            return
+        late_s = (now_wall - times[0]).total_seconds()
+        if len(times) == 1 and late_s <= MISFIRE_AFTER_S:
+            runs = times
+        else:
+            policy = job.options.misfire
+            log.warning(
+                "job %r: %d fire time(s) passed unseen, the first %.1f s ago (misfire=%r)",
+                job.id,
+                len(times),
+                late_s,
+                policy,
+            )
+            if policy == "skip":
+                self._record(job, times[-1], "missed", error=misfire_note(len(times), policy))
+                return
+            runs = times if policy == "all" else times[-1:]
+        for scheduled in runs:
+            pending = _Pending(job, scheduled, now)
+            pending.queued = job.options.misfire == "all" and len(runs) > 1
+            self._admit(pending)
+
+    def _admit(self, p: _Pending) -> None:
+        """Take ``p`` as far as it can go now: jitter, idle wait, grace, limit, start."""
+        job = p.job
+        if job.retired or (job.paused and not p.forced) or not self._started:
+            return
+        clock = self.clock
+        now = clock.time.monotonic()
+        opts = job.options
+        if not p.jittered:
+            p.jittered = True
+            delay = self._random.uniform(0.0, opts.jitter) if opts.jitter else 0.0
+            if job.due_mono is not None:
+                delay = min(delay, max(0.0, job.due_mono - now - 0.001))
+            if delay > 0:
+                clock.call_later(delay, lambda e: self._readmit(p), blocking=True)
+                return
+        deferred = 0.0
+        if opts.idle is not None and not p.forced:
+            deferred = now - p.since
+            if self._load(opts.idle.window) >= opts.idle.below:
+                if deferred < opts.idle.max_delay:
+                    if p not in self._waiting:
+                        if any(w.job is job for w in self._waiting):
+                            self._record(
+                                job,
+                                p.scheduled,
+                                "skipped",
+                                error="a run of this job is already waiting for low load",
+                            )
+                            return
+                        self._waiting.append(p)
+                        self._watch_load()
+                    return
+                if opts.idle.then == "skip":
+                    self._record(
+                        job,
+                        p.scheduled,
+                        "skipped",
+                        deferred=deferred,
+                        error=f"load stayed >= {opts.idle.below:g} for {opts.idle.max_delay:g} s",
+                    )
+                    return
+        now_wall = clock.time.wall()
+        late_s = (now_wall - p.scheduled).total_seconds()
+        if opts.grace is not None and late_s > opts.grace and not p.forced:
+            self._record(
+                job,
+                p.scheduled,
+                "missed",
+                deferred=deferred,
+                error=f"would start {late_s:.3f} s after its time, past grace={opts.grace:g} s",
+            )
+            return
+        if job.running >= opts.max_running:
+            if p.queued:
+                job.queue.append(p)
+                return
+            self._record(
+                job,
+                p.scheduled,
+                "skipped",
+                deferred=deferred,
+                error=f"max_running={opts.max_running} reached: a run is still in progress",
+            )
+            return
+        self._start_run(job, p.scheduled, now_wall, deferred)
+
+    def _readmit(self, p: _Pending) -> None:
+        with self._lock:
+            self._admit(p)
+
+    def _watch_load(self) -> None:
+        if self._idle_sub is None:
+            every = min(1.0, self.clock.period)
+            self._idle_sub = self.clock.subscribe(
+                self._check_waiting,
+                every=every,
+                name=f"mainspring.scheduler.idle@{id(self):x}",
+                blocking=True,
+            )
+
+    def _check_waiting(self, event: ClockEvent) -> None:
+        with self._lock:
+            waiting, self._waiting = self._waiting, []
+            for p in waiting:
+                self._admit(p)
+                if p in self._waiting:
+                    continue
+            if not self._waiting and self._idle_sub is not None:
+                self._idle_sub.cancel()
+                self._idle_sub = None
+
+    def _record(
+        self, job: Job, scheduled: datetime, outcome: str, *, error: str, deferred: float = 0.0
+    ) -> None:
+        run = RunRecord(
+            id=None,
+            job=job.id,
+            scheduled=scheduled,
+            started=None,
+            finished=None,
+            outcome=outcome,
+            deferred=deferred,
+            error=error,
+            instance=self.instance,
+        )
+        next_run = KEEP if any(w.job is job for w in self._waiting) else job.stored_next_run()
+        self._store.record_run(run, next_run)
+        log.info("job %r: %s (%s)", job.id, outcome, error)
+
+    def _start_run(
+        self, job: Job, scheduled: datetime, now_wall: datetime, deferred: float
+    ) -> None:
+        run = self._store.begin_run(
+            job.id, scheduled, now_wall, job.stored_next_run(), self.instance, deferred
+        )
+        job.running += 1
+        self._active[run.id or 0] = job
+        log.info(
+            "job %r: run %s started (scheduled %s, deferred %.1f s)",
+            job.id,
+            run.id,
+            scheduled,
+            deferred,
+        )
+        if job.inline_only or self._inline:
+            self._execute(job, run)
+        elif self._pool is not None:
+            self._pool.submit(lambda: self._execute(job, run))
+
+    # -- running -------------------------------------------------------------------
+
+    def _execute(self, job: Job, run: RunRecord) -> RunRecord:
+        started = _time.monotonic()
+        outcome: Outcome = execute(
+            job.func,
+            job.record.func,
+            job.record.args,
+            job.record.kwargs,
+            run_in=job.options.run_in,
+            timeout=job.options.timeout,
+            loop=self._loop,
+            children=self._children,
+        )
+        with self._lock:
+            owned = self._active.pop(run.id or 0, None) is not None
+            job.running -= 1
+            if not self._active:
+                self._idle_cond.notify_all()
+        if not owned:  # stop() recorded it interrupted meanwhile
+            return self._store.get_run(run.id or 0)
+        record = self._store.finish_run(
+            run.id or 0, self.clock.time.wall(), outcome.outcome, outcome.error, outcome.result
+        )
+        log.log(
+            logging.INFO if outcome.outcome == "ok" else logging.ERROR,
+            "job %r: run %s %s in %.3f s%s",
+            job.id,
+            run.id,
+            outcome.outcome,
+            _time.monotonic() - started,
+            f": {outcome.error}" if outcome.error else "",
+        )
+        with self._lock:
+            if job.queue and self._started:
+                self._admit(job.queue.pop(0))
+        return record

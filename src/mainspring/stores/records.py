@@ -1,0 +1,209 @@
+"""The values a store keeps: :class:`JobRecord` and :class:`RunRecord`.
+
+Both are frozen, slotted dataclasses (lean: the memory store keeps one
+``JobRecord`` per job). Times are aware datetimes normalised to UTC on
+construction; a naive time raises :class:`ValueError` naming the field.
+Records are values: the dicts and lists inside them must not be mutated after
+the record is built (stores may share them).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+__all__ = [
+    "FINISHED_OUTCOMES",
+    "NEVER_RAN_OUTCOMES",
+    "OUTCOMES",
+    "TEXT_LIMIT",
+    "JobRecord",
+    "RunRecord",
+    "job_field_json",
+    "normalise_result",
+    "truncate_text",
+]
+
+OUTCOMES: Final = frozenset(
+    {"running", "ok", "error", "timeout", "skipped", "missed", "interrupted"}
+)
+"""Every value of :attr:`RunRecord.outcome`."""
+FINISHED_OUTCOMES: Final = frozenset({"ok", "error", "timeout", "interrupted"})
+"""Outcomes that ``finish_run`` may set on a ``running`` record."""
+NEVER_RAN_OUTCOMES: Final = frozenset({"skipped", "missed"})
+"""Outcomes that ``record_run`` records: the job was due but did not start."""
+TEXT_LIMIT: Final = 4000
+"""Maximum characters of a run's ``error`` text and of its ``result`` JSON text."""
+
+_TRUNCATED: Final = "... (truncated)"
+_JOB_JSON_FIELDS: Final = (("trigger", dict), ("args", list), ("kwargs", dict), ("options", dict))
+
+
+def _utc(name: str, value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"`{name}` must be a timezone-aware datetime, got {value!r}")
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+
+def truncate_text(text: str, limit: int = TEXT_LIMIT) -> str:
+    """``text`` cut to at most ``limit`` characters, marked ``... (truncated)`` if cut."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - len(_TRUNCATED)] + _TRUNCATED
+
+
+def normalise_result(value: object) -> Any:
+    """The JSON value a store keeps for a job's return ``value``.
+
+    ``None``, bools, ints, finite floats and strings are kept if their JSON text
+    fits :data:`TEXT_LIMIT`; other JSON-serialisable values become what a JSON
+    round trip gives (tuples become lists). When the JSON text is longer than
+    :data:`TEXT_LIMIT` the result is a string: that text truncated and marked
+    ``... (truncated)``. A value that is not JSON-serialisable (or holds NaN or
+    infinity) is stored as its ``repr()``, truncated the same way. Every store
+    applies this, so they all return the same ``result``.
+    """
+    if (
+        value is None
+        or isinstance(value, bool)
+        or (type(value) is int and value.bit_length() < 1000)
+    ):
+        return value
+    try:
+        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError):
+        try:
+            return truncate_text(repr(value))
+        except Exception:
+            return truncate_text(f"<unrepresentable {type(value).__name__}>")
+    if len(text) > TEXT_LIMIT:
+        return truncate_text(text)
+    if isinstance(value, str | float):
+        return value
+    return json.loads(text)
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A job as stored: what to call, when, and whether it is paused.
+
+    - ``id``: non-empty string, unique in a store.
+    - ``func``: import reference ``"module:qualname"`` (see ``scheduler._refs``).
+    - ``trigger``: the trigger's ``to_json()`` object.
+    - ``args``, ``kwargs``: JSON-serialisable arguments.
+    - ``options``: ``JobOptions.to_json()`` (``idle`` included).
+    - ``next_run``: the next fire time (aware, kept in UTC), None when done.
+    - ``paused``: a paused job keeps ``next_run`` but is not run.
+    """
+
+    id: str
+    func: str
+    trigger: dict[str, Any]
+    args: list[Any]
+    kwargs: dict[str, Any]
+    options: dict[str, Any]
+    next_run: datetime | None = None
+    paused: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not self.id:
+            raise ValueError(f"`id` must be a non-empty string, got {self.id!r}")
+        if not isinstance(self.func, str) or not self.func:
+            raise ValueError(f"`func` must be an import reference string, got {self.func!r}")
+        if (
+            type(self.trigger) is not dict
+            or type(self.args) is not list
+            or type(self.kwargs) is not dict
+            or type(self.options) is not dict
+        ):
+            for name, kind in _JOB_JSON_FIELDS:
+                if type(getattr(self, name)) is not kind:
+                    raise ValueError(
+                        f"job {self.id!r}: `{name}` must be a {kind.__name__}, "
+                        f"got {getattr(self, name)!r}"
+                    )
+        if self.next_run is not None and self.next_run.tzinfo is not UTC:
+            object.__setattr__(self, "next_run", _utc("next_run", self.next_run))
+
+
+def job_field_json(job_id: str, name: str, value: object, *, sort_keys: bool = False) -> str:
+    """Compact JSON text of a job's field, or ValueError naming the job and the field."""
+    try:
+        return json.dumps(value, allow_nan=False, sort_keys=sort_keys, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"job {job_id!r}: `{name}` is not JSON-serialisable: {exc}") from None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One due time of a job and what became of it.
+
+    - ``id``: assigned by the store (None before it is stored); increases with
+      each record a store inserts.
+    - ``job``: the job's id (the job may since have been removed).
+    - ``scheduled``: the fire time the run was for; ``started``/``finished``:
+      when it started and ended (None if it never started / is still running).
+    - ``outcome``: one of :data:`OUTCOMES`.
+    - ``deferred``: seconds the run waited for the process to be idle.
+    - ``error``: the error text (the traceback's last line), or None.
+    - ``result``: the job's return value as :func:`normalise_result` keeps it.
+    - ``instance``: the name of the scheduler instance that ran or recorded it.
+    """
+
+    id: int | None
+    job: str
+    scheduled: datetime
+    started: datetime | None
+    finished: datetime | None
+    outcome: str
+    deferred: float = 0.0
+    error: str | None = None
+    result: Any = None
+    instance: str = ""
+
+    def __post_init__(self) -> None:
+        if self.outcome not in OUTCOMES:
+            raise ValueError(
+                f"`outcome` must be one of {', '.join(sorted(OUTCOMES))}, got {self.outcome!r}"
+            )
+        # Fast path first: the stores build records from UTC datetimes all day long.
+        if getattr(self.scheduled, "tzinfo", None) is not UTC:
+            if self.scheduled is None:
+                raise ValueError("`scheduled` must be a timezone-aware datetime, got None")
+            object.__setattr__(self, "scheduled", _utc("scheduled", self.scheduled))
+        if self.started is not None and self.started.tzinfo is not UTC:
+            object.__setattr__(self, "started", _utc("started", self.started))
+        if self.finished is not None and self.finished.tzinfo is not UTC:
+            object.__setattr__(self, "finished", _utc("finished", self.finished))
+        deferred = self.deferred
+        if type(deferred) is not float or not deferred >= 0:
+            if (
+                isinstance(deferred, bool)
+                or not isinstance(deferred, int | float)
+                or not (deferred >= 0)
+            ):
+                raise ValueError(f"`deferred` must be a number of seconds >= 0, got {deferred!r}")
+            object.__setattr__(self, "deferred", float(deferred))
+
+    def to_json(self) -> dict[str, Any]:
+        """The fields as a JSON object, times as ISO 8601 text with offsets (UTC)."""
+        return {
+            "id": self.id,
+            "job": self.job,
+            "scheduled": _iso(self.scheduled),
+            "started": _iso(self.started),
+            "finished": _iso(self.finished),
+            "outcome": self.outcome,
+            "deferred": self.deferred,
+            "error": self.error,
+            "result": self.result,
+            "instance": self.instance,
+        }

@@ -1,0 +1,437 @@
+"""The SQLite store: jobs and run history in one file, with the stdlib ``sqlite3``.
+
+Durability. The database runs in WAL mode with ``synchronous=NORMAL``: each
+transaction is appended to the WAL file by ``write()`` before ``COMMIT``
+returns, and the WAL is synced to disk at checkpoints. A committed transaction
+therefore survives the process being killed (``kill -9``) at any moment, since
+the operating system still holds what was written; only a crash of the whole
+machine or a power loss can lose the last transactions (never corrupt the
+file). Pass ``synchronous="FULL"`` to sync on every commit and survive power
+loss too, at a large cost in commits per second.
+
+Threads. One connection (``check_same_thread=False``) behind a lock: every
+method holds the lock for its one transaction. SQLite lets one writer at a
+time in anyway, and a single connection cannot be left behind by a thread that
+ended. Other processes (``mainspring history`` while ``mainspring run`` runs)
+use their own connections: WAL lets them read during writes, and
+``busy_timeout`` makes a writer wait for the lock instead of failing at once.
+
+Ownership. A file is ours when its ``PRAGMA application_id`` is
+:data:`APPLICATION_ID`; ``PRAGMA user_version`` (mirrored in the ``meta``
+table) is its schema version. An empty file is initialised. Any other file, a
+file that is not SQLite, or a corrupt one raises :class:`StoreError` naming the
+path and is never changed. Schema versions go up through :data:`MIGRATIONS`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from mainspring.stores._sqlite_schema import APPLICATION_ID, MIGRATIONS, Migration
+from mainspring.stores.base import (
+    DEFAULT_RETENTION,
+    KEEP,
+    JobExistsError,
+    Keep,
+    Store,
+    StoreError,
+    check_limit,
+    check_retention,
+)
+from mainspring.stores.records import (
+    FINISHED_OUTCOMES,
+    NEVER_RAN_OUTCOMES,
+    JobRecord,
+    RunRecord,
+    job_field_json,
+    normalise_result,
+    truncate_text,
+)
+
+__all__ = ["APPLICATION_ID", "MIGRATIONS", "SQLiteStore"]
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_US: Final = timedelta(microseconds=1)
+
+_RUN_COLUMNS: Final = (
+    "id, job, scheduled, started, finished, outcome, deferred, error, result, instance"
+)
+
+
+def _us(value: datetime | None) -> int | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError(f"expected a timezone-aware datetime, got {value!r}")
+    return (value - _EPOCH) // _US
+
+
+def _dt(value: int | None) -> datetime | None:
+    return None if value is None else _EPOCH + timedelta(microseconds=value)
+
+
+def _run(row: Sequence[Any]) -> RunRecord:
+    return RunRecord(
+        row[0], row[1], _EPOCH + timedelta(microseconds=row[2]), _dt(row[3]), _dt(row[4]),
+        row[5], row[6], row[7], None if row[8] is None else json.loads(row[8]), row[9],
+    )  # fmt: skip
+
+
+def _job(row: Sequence[Any]) -> JobRecord:
+    return JobRecord(
+        row[0], row[1], json.loads(row[2]), json.loads(row[3]), json.loads(row[4]),
+        json.loads(row[5]), _dt(row[6]), bool(row[7]),
+    )  # fmt: skip
+
+
+class SQLiteStore(Store):
+    """A :class:`~.base.Store` in an SQLite file (``"sqlite:///path.db"``).
+
+    ``path`` may be ``":memory:"`` (a private database, gone at close).
+    ``busy_timeout_s``: how long a write waits for another process's lock.
+    ``synchronous``: ``"NORMAL"`` (default, see the module docstring) or ``"FULL"``.
+    """
+
+    migrations: tuple[Migration, ...] = MIGRATIONS
+    """The migrations this class applies; its schema version is their count."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        retention: int = DEFAULT_RETENTION,
+        *,
+        busy_timeout_s: float = 5.0,
+        synchronous: str = "NORMAL",
+    ) -> None:
+        self.path = os.fspath(path)
+        self.retention = check_retention(retention)
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError(f"`synchronous` must be 'NORMAL' or 'FULL', got {synchronous!r}")
+        if not busy_timeout_s >= 0:
+            raise ValueError(f"`busy_timeout_s` must be >= 0, got {busy_timeout_s!r}")
+        self._synchronous = synchronous
+        self._busy_timeout_s = busy_timeout_s
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
+
+    # Life cycle
+
+    def open(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                return
+            try:
+                conn = sqlite3.connect(
+                    self.path,
+                    timeout=self._busy_timeout_s,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+            except sqlite3.Error as exc:
+                raise StoreError(f"store {self.path!r}: cannot open: {exc}") from exc
+            try:
+                self._initialise(conn)
+            except sqlite3.DatabaseError as exc:
+                conn.close()
+                raise StoreError(
+                    f"store {self.path!r} is not a usable SQLite database (corrupt, not "
+                    f"SQLite, or not accessible): {exc}; the file was left untouched"
+                ) from exc
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+
+    def _check_ours(self, conn: sqlite3.Connection) -> int:
+        """The schema version of an (empty or) mainspring database, else StoreError."""
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        objects = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        if app_id == 0 and objects == 0:
+            return 0
+        if app_id != APPLICATION_ID:
+            raise StoreError(
+                f"store {self.path!r} is an SQLite database that mainspring did not create "
+                f"(application_id {app_id:#x}, {objects} schema objects); refusing to use "
+                "or change it"
+            )
+        newest = len(self.migrations)
+        if version > newest:
+            raise StoreError(
+                f"store {self.path!r} has schema version {version}, newer than this "
+                f"mainspring supports ({newest}); upgrade mainspring"
+            )
+        return int(version)
+
+    def _initialise(self, conn: sqlite3.Connection) -> None:
+        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
+        version = self._check_ours(conn)  # reads the header: fails on non-SQLite files
+        if self.path != ":memory:":
+            conn.execute("PRAGMA journal_mode = WAL")  # persistent: stays set in the file
+        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        if version == len(self.migrations):
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = self._check_ours(conn)  # another process may have migrated meanwhile
+            for number in range(version, len(self.migrations)):
+                self.migrations[number](conn)
+                conn.execute(f"PRAGMA user_version = {number + 1}")
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(len(self.migrations)),),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.rollback()
+            raise
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    @contextmanager
+    def _tx(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """One transaction under the lock; SQLite errors become StoreError naming the file."""
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                raise StoreError(f"{self!r} is not open")
+            try:
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                yield conn
+                conn.execute("COMMIT")
+            except sqlite3.IntegrityError:
+                conn.rollback()
+                raise
+            except sqlite3.DatabaseError as exc:
+                if conn.in_transaction:
+                    conn.rollback()
+                raise StoreError(f"store {self.path!r}: {exc}") from exc
+            except BaseException:
+                if conn.in_transaction:
+                    conn.rollback()
+                raise
+
+    # Jobs
+
+    def put_job(self, job: JobRecord, replace: bool = True) -> None:
+        self.put_jobs((job,), replace=replace)
+
+    def put_jobs(self, jobs: Iterable[JobRecord], replace: bool = True) -> int:
+        memo: dict[int, tuple[object, str]] = {}  # id(obj) -> (obj kept alive, its JSON)
+
+        def encode(job: JobRecord, name: str, value: object) -> str:
+            found = memo.get(id(value))
+            if found is None:
+                found = memo[id(value)] = (value, job_field_json(job.id, name, value))
+            return found[1]
+
+        rows = []
+        for job in jobs:
+            if not isinstance(job, JobRecord):
+                raise TypeError(f"expected a JobRecord, got {job!r}")
+            rows.append((
+                job.id, job.func, encode(job, "trigger", job.trigger),
+                encode(job, "args", job.args), encode(job, "kwargs", job.kwargs),
+                encode(job, "options", job.options), _us(job.next_run), int(job.paused),
+            ))  # fmt: skip
+        sql = "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        if replace:
+            sql += (
+                " ON CONFLICT (id) DO UPDATE SET func = excluded.func, trigger = excluded.trigger,"
+                " args = excluded.args, kwargs = excluded.kwargs, options = excluded.options,"
+                " next_run = excluded.next_run, paused = excluded.paused"
+            )
+        try:
+            with self._tx(write=True) as conn:
+                conn.executemany(sql, rows)
+        except sqlite3.IntegrityError as exc:
+            raise self._duplicate([row[0] for row in rows]) from exc
+        return len(rows)
+
+    def _duplicate(self, ids: list[str]) -> Exception:
+        seen: set[str] = set()
+        with self._tx() as conn:
+            for job_id in ids:
+                if (
+                    job_id in seen
+                    or conn.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                ):
+                    return JobExistsError(job_id)
+                seen.add(job_id)
+        return StoreError(f"store {self.path!r}: a job violates the schema")
+
+    def get_job(self, job_id: str) -> JobRecord:
+        with self._tx() as conn:
+            row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise LookupError(f"no job with id {job_id!r}")
+        return _job(row)
+
+    def jobs(self) -> list[JobRecord]:
+        with self._tx() as conn:
+            rows = conn.execute("SELECT * FROM jobs ORDER BY id").fetchall()
+        return [_job(row) for row in rows]
+
+    def _update_job(self, conn: sqlite3.Connection, job_id: str, sql: str, value: object) -> None:
+        if conn.execute(sql, (value, job_id)).rowcount == 0:
+            raise LookupError(f"no job with id {job_id!r}")
+
+    def remove_job(self, job_id: str) -> None:
+        with self._tx(write=True) as conn:
+            if conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,)).rowcount == 0:
+                raise LookupError(f"no job with id {job_id!r}")
+
+    def set_next_run(self, job_id: str, next_run: datetime | None) -> None:
+        value = _us(next_run)
+        with self._tx(write=True) as conn:
+            self._update_job(conn, job_id, "UPDATE jobs SET next_run = ? WHERE id = ?", value)
+
+    def set_paused(self, job_id: str, paused: bool) -> None:
+        with self._tx(write=True) as conn:
+            self._update_job(conn, job_id, "UPDATE jobs SET paused = ? WHERE id = ?", int(paused))
+
+    # Runs
+
+    def _insert(self, conn: sqlite3.Connection, run: RunRecord, result: str | None) -> int:
+        cursor = conn.execute(
+            "INSERT INTO runs (job, scheduled, started, finished, outcome, deferred, error,"
+            " result, instance, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?,"
+            " coalesce((SELECT max(seq) FROM runs WHERE job = ?), 0) + 1)",
+            (run.job, _us(run.scheduled), _us(run.started), _us(run.finished), run.outcome,
+             run.deferred, run.error, result, run.instance, run.job),
+        )  # fmt: skip
+        run_id = cursor.lastrowid
+        if run_id is None:  # pragma: no cover - an INSERT always sets it
+            raise StoreError(f"store {self.path!r}: no id for the new run")
+        conn.execute(
+            "DELETE FROM runs WHERE job = ? AND seq <= (SELECT seq FROM runs WHERE id = ?) - ?"
+            " AND outcome != 'running'",
+            (run.job, run_id, self.retention),
+        )
+        return run_id
+
+    def begin_run(
+        self,
+        job_id: str,
+        scheduled: datetime,
+        started: datetime,
+        next_run: datetime | None,
+        instance: str,
+        deferred: float = 0.0,
+    ) -> RunRecord:
+        run = RunRecord(None, job_id, scheduled, started, None, "running", deferred, None, None,
+                        instance)  # fmt: skip
+        value = _us(next_run)
+        with self._tx(write=True) as conn:
+            self._update_job(conn, job_id, "UPDATE jobs SET next_run = ? WHERE id = ?", value)
+            run_id = self._insert(conn, run, None)
+        return RunRecord(run_id, job_id, run.scheduled, run.started, None, "running",
+                         deferred, None, None, instance)  # fmt: skip
+
+    def finish_run(
+        self,
+        run_id: int,
+        finished: datetime,
+        outcome: str,
+        error: str | None = None,
+        result: Any = None,
+    ) -> RunRecord:
+        if outcome not in FINISHED_OUTCOMES:
+            raise ValueError(
+                f"`outcome` must be one of {', '.join(sorted(FINISHED_OUTCOMES))}, got {outcome!r}"
+            )
+        stored_error = None if error is None else truncate_text(str(error))
+        stored_result = normalise_result(result)
+        text = None if stored_result is None else json.dumps(stored_result)
+        finished_us = _us(finished)
+        with self._tx(write=True) as conn:
+            row = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)
+            ).fetchone()
+            if row is None:
+                raise LookupError(f"no run with id {run_id!r}")
+            if row[5] != "running":
+                return _run(row)
+            conn.execute(
+                "UPDATE runs SET finished = ?, outcome = ?, error = ?, result = ? WHERE id = ?",
+                (finished_us, outcome, stored_error, text, run_id),
+            )
+        return _run((*row[:4], finished_us, outcome, row[6], stored_error, text, row[9]))
+
+    def record_run(self, run: RunRecord, next_run: datetime | Keep | None = KEEP) -> RunRecord:
+        if run.outcome not in NEVER_RAN_OUTCOMES:
+            raise ValueError(f"`outcome` must be 'skipped' or 'missed', got {run.outcome!r}")
+        if run.id is not None:
+            raise ValueError(f"`id` must be None for a new run record, got {run.id!r}")
+        error = None if run.error is None else truncate_text(str(run.error))
+        result = normalise_result(run.result)
+        text = None if result is None else json.dumps(result)
+        with self._tx(write=True) as conn:
+            if next_run is KEEP:
+                if conn.execute("SELECT 1 FROM jobs WHERE id = ?", (run.job,)).fetchone() is None:
+                    raise LookupError(f"no job with id {run.job!r}")
+            else:
+                self._update_job(
+                    conn, run.job, "UPDATE jobs SET next_run = ? WHERE id = ?", _us(next_run)
+                )
+            run_id = self._insert(conn, run, text)
+        return RunRecord(run_id, run.job, run.scheduled, run.started, run.finished, run.outcome,
+                         run.deferred, error, result, run.instance)  # fmt: skip
+
+    def get_run(self, run_id: int) -> RunRecord:
+        with self._tx() as conn:
+            row = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)
+            ).fetchone()
+        if row is None:
+            raise LookupError(f"no run with id {run_id!r}")
+        return _run(row)
+
+    def history(self, job_id: str | None = None, limit: int = 50) -> list[RunRecord]:
+        check_limit(limit)
+        order = " ORDER BY coalesce(started, scheduled) DESC, id DESC LIMIT ?"
+        with self._tx() as conn:
+            if job_id is None:
+                rows = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs" + order, (limit,))
+            else:
+                rows = conn.execute(
+                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE job = ?" + order, (job_id, limit)
+                )
+            return [_run(row) for row in rows.fetchall()]
+
+    def interrupt_running(self, finished: datetime, instance: str | None = None) -> list[RunRecord]:
+        where = "outcome = 'running'" + ("" if instance is None else " AND instance = ?")
+        params: tuple[Any, ...] = () if instance is None else (instance,)
+        finished_us = _us(finished)
+        with self._tx(write=True) as conn:
+            rows = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE {where} ORDER BY id", params
+            ).fetchall()
+            conn.execute(
+                f"UPDATE runs SET outcome = 'interrupted', finished = ? WHERE {where}",
+                (finished_us, *params),
+            )
+        return [_run((*row[:4], finished_us, "interrupted", *row[6:])) for row in rows]
+
+    def running_count(self, job_id: str) -> int:
+        with self._tx() as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM runs WHERE job = ? AND outcome = 'running'", (job_id,)
+            ).fetchone()
+        return int(row[0])
