@@ -131,10 +131,10 @@ class Scheduler(RunPipeline):
         return self._started
 
     def open(self) -> None:
-        """Open the store and load the jobs, without scheduling anything.
+        """Open the store and load the jobs, without scheduling anything. Idempotent.
 
-        Every job's function reference is resolved now: one that does not
-        resolve raises ``ValueError`` naming the job. Idempotent.
+        References are not imported yet (that is :meth:`start`'s check), so a
+        job whose module is gone can still be removed, e.g. by :meth:`sync`.
         """
         with self._lock:
             if self._opened:
@@ -143,7 +143,7 @@ class Scheduler(RunPipeline):
             self._opened = True
             try:
                 for record in self._store.jobs():
-                    self._jobs[record.id] = Job.from_record(record, None)
+                    self._jobs[record.id] = Job.from_record(record)
             except BaseException:
                 self._jobs.clear()
                 self._opened = False
@@ -162,16 +162,19 @@ class Scheduler(RunPipeline):
     def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Start scheduling: record crashed runs, apply misfire policies, arm the timer.
 
-        Runs left ``running`` by a previous process are recorded
-        ``interrupted``. With ``loop``, the clock (if this call starts it)
-        ticks on that loop and ``async def`` jobs run there. ``RuntimeError``
-        if already started.
+        Every job's reference is imported first: one that does not resolve
+        raises ``ValueError`` naming the job, and nothing starts. Runs left
+        ``running`` by a previous process are recorded ``interrupted``. With
+        ``loop``, the clock (if this call starts it) ticks on that loop and
+        ``async def`` jobs run there. ``RuntimeError`` if already started.
         """
         self.open()
         clock = self.clock
         with self._lock:
             if self._started:
                 raise RuntimeError("the scheduler is already running; call stop() first")
+            for job in self._jobs.values():
+                job.target()  # a reference that no longer resolves fails here, by name
             now_wall = clock.time.wall()
             for run in self._store.interrupt_running(now_wall):
                 log.warning(
@@ -404,6 +407,7 @@ class Scheduler(RunPipeline):
         self.open()
         with self._lock:
             job = self._job(job_id)
+            job.target()
             now_wall = self.clock.time.wall()
             run = self._store.begin_run(
                 job.id, now_wall, now_wall, job.stored_next_run(), self.instance

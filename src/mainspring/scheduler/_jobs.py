@@ -44,12 +44,14 @@ class Job:
         "trigger",
     )
 
+    func: Callable[..., Any] | None
+
     def __init__(
         self,
         record: JobRecord,
         trigger: Trigger,
         options: JobOptions,
-        func: Callable[..., Any],
+        func: Callable[..., Any] | None,
         inline_only: bool = False,
     ) -> None:
         self.id = record.id
@@ -67,16 +69,26 @@ class Job:
         self.queue: list[_Pending] = []
 
     @classmethod
-    def from_record(cls, record: JobRecord, func: Callable[..., Any] | None) -> Job:
-        """Rebuild a stored job; its reference must resolve (``ValueError`` naming the job)."""
+    def from_record(cls, record: JobRecord) -> Job:
+        """Rebuild a stored job; its reference is resolved later, by :meth:`target`.
+
+        ``ValueError`` naming the job for a trigger or options it cannot read.
+        """
         try:
             trigger = trigger_from_json(record.trigger)
             options = JobOptions.from_json(record.options)
-            if func is None:
-                func = resolve(record.func)
         except ValueError as exc:
             raise ValueError(f"job {record.id!r}: {exc}") from None
-        return cls(record, trigger, options, func)
+        return cls(record, trigger, options, None)
+
+    def target(self) -> Callable[..., Any]:
+        """The job's function, imported on first use; ``ValueError`` naming the job."""
+        if self.func is None:
+            try:
+                self.func = resolve(self.record.func)
+            except ValueError as exc:
+                raise ValueError(f"job {self.id!r}: {exc}") from None
+        return self.func
 
     @property
     def wall_derived(self) -> bool:

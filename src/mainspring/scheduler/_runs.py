@@ -301,7 +301,7 @@ class RunPipeline:
     def _execute(self, job: Job, run: RunRecord) -> RunRecord:
         started = _time.monotonic()
         outcome: Outcome = execute(
-            job.func,
+            job.target(),
             job.record.func,
             job.record.args,
             job.record.kwargs,
