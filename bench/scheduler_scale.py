@@ -30,7 +30,7 @@ import tempfile
 import threading
 import time
 import tracemalloc
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 WORKERS = 4
@@ -177,8 +177,16 @@ CASES = {
 
 def run_child(case: str, args: argparse.Namespace, memory: bool = False) -> dict[str, Any]:
     cmd = [
-        sys.executable, __file__, "--case", case, "--jobs", str(args.jobs),
-        "--runs", str(args.runs), "--rate", str(args.rate),
+        sys.executable,
+        __file__,
+        "--case",
+        case,
+        "--jobs",
+        str(args.jobs),
+        "--runs",
+        str(args.runs),
+        "--rate",
+        str(args.rate),
     ]
     if memory:
         cmd.append("--memory")

@@ -4,6 +4,7 @@ where it is about threads. Real-time assertions use generous bounds."""
 from __future__ import annotations
 
 import gc
+import itertools
 import logging
 import math
 import threading
@@ -366,7 +367,7 @@ def test_thread_driver_keeps_time_in_real_time(no_thread_leak: None) -> None:
     assert 35 <= len(events) <= 50
     assert sorted(e.lateness for e in events)[len(events) // 2] < 0.01
     # On the grid: scheduled times are whole periods apart.
-    steps = [(b.scheduled - a.scheduled) / 0.02 for a, b in zip(events, events[1:], strict=False)]
+    steps = [(b.scheduled - a.scheduled) / 0.02 for a, b in itertools.pairwise(events)]
     assert all(abs(s - round(s)) < 1e-6 for s in steps)
 
 

@@ -24,15 +24,12 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
-    "InstrumentedSelector",
-    "LoadIndicator",
-    "LoadSnapshot",
-    "get_indicator",
-    "instrument",
-    "uninstrument",
     "Clock",
     "ClockEvent",
     "Idle",
+    "InstrumentedSelector",
+    "LoadIndicator",
+    "LoadSnapshot",
     "Scheduler",
     "Subscription",
     "SubscriptionStats",
@@ -41,6 +38,9 @@ __all__ = [
     "cron",
     "every",
     "get_clock",
+    "get_indicator",
+    "instrument",
     "load",
     "set_indicator",
+    "uninstrument",
 ]

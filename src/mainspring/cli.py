@@ -12,6 +12,9 @@ import sys
 from collections.abc import Sequence
 
 import mainspring
+import mainspring._commands.load
+import mainspring._commands.scheduler
+from mainspring import _commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     # Subcommands register themselves here, one line each.
-    del subparsers
+    _commands.load.register(subparsers)
+    _commands.scheduler.register(subparsers)
     return parser
 
 

@@ -39,6 +39,7 @@ import threading
 from types import TracebackType
 from typing import Protocol
 
+from mainspring._drivers import make_driver, on_loop_thread
 from mainspring._load import current_load
 from mainspring._stats import SubscriptionStats
 from mainspring._subscription import (
@@ -195,8 +196,6 @@ class Clock:
         On a time source that runs callbacks itself (``FakeTime``), no thread
         starts. Raises ``RuntimeError`` if the clock is already running.
         """
-        from mainspring._drivers import make_driver
-
         with self._lock:
             if self._driver is not None:
                 raise RuntimeError("the clock is already running; call stop() first")
@@ -225,8 +224,6 @@ class Clock:
         if driver is None:
             return True
         driver.stop()
-        from mainspring._drivers import on_loop_thread
-
         if on_loop_thread(driver):
             return self._inflight == 0
         idle = self.wait_idle(timeout)

@@ -68,6 +68,7 @@ def error_text(exc: BaseException) -> str:
 
 def execute(
     func: Callable[..., Any],
+    is_async: bool,
     ref: str,
     args: list[Any],
     kwargs: dict[str, Any],
@@ -77,10 +78,13 @@ def execute(
     loop: asyncio.AbstractEventLoop | None,
     children: ChildProcesses,
 ) -> Outcome:
-    """Run the job once and say how it ended; blocks until then or the timeout."""
+    """Run the job once and say how it ended; blocks until then or the timeout.
+
+    ``is_async`` says whether ``func`` is an ``async def`` function.
+    """
     if run_in == "process":
         return _in_process(ref, args, kwargs, timeout, children)
-    if inspect.iscoroutinefunction(func):
+    if is_async:
         return _as_coroutine(func, args, kwargs, timeout, loop)
     if timeout is None:
         return _call(func, args, kwargs)

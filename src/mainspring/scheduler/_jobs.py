@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping
@@ -33,7 +34,7 @@ class Job:
         "func",
         "heap_due",
         "id",
-        "inline_only",
+        "is_async",
         "next_run",
         "options",
         "paused",
@@ -52,21 +53,20 @@ class Job:
         trigger: Trigger,
         options: JobOptions,
         func: Callable[..., Any] | None,
-        inline_only: bool = False,
     ) -> None:
         self.id = record.id
         self.record = record
         self.trigger = trigger
         self.options = options
         self.func = func
-        self.inline_only = inline_only
+        self.is_async = func is not None and _is_async(func)
         self.next_run = record.next_run
         self.paused = record.paused
         self.due_mono: float | None = None
         self.heap_due: float | None = None
         self.running = 0
         self.retired = False
-        self.queue: list[_Pending] = []
+        self.queue: list[_Pending] | None = None  # runs of misfire="all" waiting their turn
 
     @classmethod
     def from_record(cls, record: JobRecord) -> Job:
@@ -88,6 +88,7 @@ class Job:
                 self.func = resolve(self.record.func)
             except ValueError as exc:
                 raise ValueError(f"job {self.id!r}: {exc}") from None
+            self.is_async = _is_async(self.func)
         return self.func
 
     @property
@@ -170,6 +171,18 @@ def _reference_of(func: Callable[..., Any]) -> str:
     return reference_of(func)
 
 
+def _is_async(func: Callable[..., Any]) -> bool:
+    try:
+        return _is_async_cached(func)
+    except TypeError:  # an unhashable callable object
+        return inspect.iscoroutinefunction(func)
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_async_cached(func: Callable[..., Any]) -> bool:
+    return inspect.iscoroutinefunction(func)
+
+
 # Shared by jobs without arguments; records are values and are never mutated.
 _NO_ARGS: list[Any] = []
 _NO_KWARGS: dict[str, Any] = {}
@@ -195,7 +208,7 @@ def build_job(
 ) -> Job:
     """Validate one job definition and build it; errors name the argument and the value."""
     del replace  # the engine's business
-    inline_only = False
+    importable = True
     if isinstance(func, str):
         ref = func
         target = resolve(ref)
@@ -207,7 +220,7 @@ def build_job(
             if not keep_callables:
                 raise TypeError(f"{exc} (a 'memory://' store can keep such callables)") from None
             ref = f"{getattr(func, '__module__', '?')}:{getattr(func, '__qualname__', repr(func))}"
-            inline_only = True
+            importable = False
     else:
         raise TypeError(f"`func` must be a callable or a 'module:qualname' string, got {func!r}")
     if not hasattr(trigger, "next_after") or not hasattr(trigger, "to_json"):
@@ -221,7 +234,7 @@ def build_job(
     except TypeError:  # an unhashable option value: validate it uncached, for its message
         options = JobOptions(misfire, grace, max_running, jitter, timeout, run_in, idle)
         options_json = options.to_json()
-    if inline_only and run_in == "process":
+    if not importable and run_in == "process":
         raise ValueError(f"`run_in='process'` needs an importable function, got {func!r}")
     args_list = list(args) if args else _NO_ARGS
     kwargs_dict = dict(kwargs) if kwargs else _NO_KWARGS
@@ -248,4 +261,4 @@ def build_job(
         trigger.next_after(now),
         False,
     )
-    return Job(record, trigger, options, target, inline_only)
+    return Job(record, trigger, options, target)

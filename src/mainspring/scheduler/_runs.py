@@ -130,7 +130,14 @@ class RunPipeline:
                     continue
                 job.heap_due = None
                 due_jobs.append(job)
-            for job in due_jobs:
+        # One job at a time under the lock, so that runs ending meanwhile (which
+        # take the lock too) are not held up behind a whole batch of due jobs.
+        for job in due_jobs:
+            with self._lock:
+                if not self._started:
+                    return
+                if job.retired:
+                    continue
                 if job.due_mono is not None and job.due_mono > now:
                     # A re-derivation wake-up, not a fire time: place it afresh.
                     job.due_mono = None
@@ -164,15 +171,22 @@ class RunPipeline:
         for scheduled in runs:
             pending = _Pending(job, scheduled, now)
             pending.queued = job.options.misfire == "all" and len(runs) > 1
-            self._admit(pending)
+            self._admit(pending, now, now_wall)
 
-    def _admit(self, p: _Pending) -> None:
-        """Take ``p`` as far as it can go now: jitter, idle wait, grace, limit, start."""
+    def _admit(
+        self, p: _Pending, now: float | None = None, now_wall: datetime | None = None
+    ) -> None:
+        """Take ``p`` as far as it can go now: jitter, idle wait, grace, limit, start.
+
+        ``now`` and ``now_wall``, when given, are the current times (read once
+        for a batch of due jobs).
+        """
         job = p.job
         if job.retired or (job.paused and not p.forced) or not self._started:
             return
         clock = self.clock
-        now = clock.time.monotonic()
+        if now is None or now_wall is None:
+            now, now_wall = clock.time.monotonic(), clock.time.wall()
         opts = job.options
         if not p.jittered:
             p.jittered = True
@@ -208,7 +222,6 @@ class RunPipeline:
                         error=f"load stayed >= {opts.idle.below:g} for {opts.idle.max_delay:g} s",
                     )
                     return
-        now_wall = clock.time.wall()
         late_s = (now_wall - p.scheduled).total_seconds()
         if opts.grace is not None and late_s > opts.grace and not p.forced:
             self._record(
@@ -221,6 +234,8 @@ class RunPipeline:
             return
         if job.running >= opts.max_running:
             if p.queued:
+                if job.queue is None:
+                    job.queue = []
                 job.queue.append(p)
                 return
             self._record(
@@ -291,7 +306,7 @@ class RunPipeline:
             scheduled,
             deferred,
         )
-        if job.inline_only or self._inline:
+        if self._inline:
             self._execute(job, run)
         elif self._pool is not None:
             self._pool.submit(lambda: self._execute(job, run))
@@ -302,6 +317,7 @@ class RunPipeline:
         started = _time.monotonic()
         outcome: Outcome = execute(
             job.target(),
+            job.is_async,
             job.record.func,
             job.record.args,
             job.record.kwargs,

@@ -16,6 +16,7 @@ them and tests/test_triggers.py checks them on both Europe/Berlin transitions.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -291,7 +292,29 @@ def every(
     them, for a zero total). ``start`` (aware) anchors the grid; None leaves it
     to the engine's :meth:`EveryTrigger.anchored`. The engine schedules
     intervals on monotonic time using :attr:`EveryTrigger.interval_s`.
+    Triggers are immutable values: equal calls may return the same object.
     """
+    if start is None:
+        try:
+            return _every_unanchored(seconds, minutes, hours, days)
+        except TypeError:  # an unhashable argument: let the checks below name it
+            pass
+    return _every(seconds, minutes, hours, days, start)
+
+
+@functools.lru_cache(maxsize=4096, typed=True)
+def _every_unanchored(seconds: float, minutes: float, hours: float, days: float) -> EveryTrigger:
+    # Many jobs share a few intervals; building each trigger once keeps adding cheap.
+    return _every(seconds, minutes, hours, days, None)
+
+
+def _every(
+    seconds: float,
+    minutes: float,
+    hours: float,
+    days: float,
+    start: datetime | None,
+) -> EveryTrigger:
     total = timedelta(
         seconds=_component("seconds", seconds),
         minutes=_component("minutes", minutes),

@@ -1,0 +1,15 @@
+"""Ready-made maintenance jobs, to schedule by import reference.
+
+Each module imports its optional dependency when it is imported, and a missing
+one raises ``ImportError`` naming the extra to install:
+
+- :mod:`mainspring.tasks.zodb` (``mainspring.tasks.zodb:pack``): pack a ZODB
+  (FileStorage path, ZEO server, or the running application's database);
+  needs ``pip install 'mainspring[zodb]'``.
+- :mod:`mainspring.tasks.sql` (``mainspring.tasks.sql:delete_older_than``):
+  delete rows older than a given age from a table; stdlib ``sqlite3``, or any
+  DB-API 2.0 driver.
+
+Every job returns a JSON-serialisable dict, which the scheduler keeps as the
+run's result in the history.
+"""
