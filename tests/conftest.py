@@ -13,7 +13,9 @@ from mainspring._load import _registry
 
 @pytest.fixture(autouse=True)
 def _restore_process_globals() -> Iterator[None]:
+    """Each test starts with no process indicator; afterwards the old one is back."""
     indicator = _registry.get_indicator()
+    _registry.set_indicator(None)
     yield
     clock_module._reset_process_clock()
     _registry.set_indicator(indicator)

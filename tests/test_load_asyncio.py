@@ -12,15 +12,6 @@ import pytest
 
 import mainspring
 from mainspring import InstrumentedSelector
-from mainspring._load import _registry
-
-
-@pytest.fixture(autouse=True)
-def _restore_indicator() -> Iterator[None]:
-    saved = _registry.get_indicator()
-    _registry.set_indicator(None)
-    yield
-    _registry.set_indicator(saved)
 
 
 @pytest.fixture

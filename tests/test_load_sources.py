@@ -6,7 +6,6 @@ import concurrent.futures
 import logging
 import math
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,14 +21,6 @@ from mainspring._load._sources import (
     instrument_executor,
 )
 from mainspring.testing import FakeTime
-
-
-@pytest.fixture(autouse=True)
-def _restore_indicator() -> Iterator[None]:
-    saved = _registry.get_indicator()
-    _registry.set_indicator(None)
-    yield
-    _registry.set_indicator(saved)
 
 
 def _settle(fake: FakeTime, ind: LoadIndicator, seconds: float = 120.0) -> None:

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 import mainspring
-from mainspring._load import _registry
 
 waitress = pytest.importorskip("waitress")
 pytest.importorskip("waitress.wasyncore")
@@ -24,12 +23,6 @@ CLIENTS = 6
 THREADS = 4
 
 
-@pytest.fixture(autouse=True)
-def _restore_indicator() -> Iterator[None]:
-    saved = _registry.get_indicator()
-    _registry.set_indicator(None)
-    yield
-    _registry.set_indicator(saved)
 
 
 def _app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
