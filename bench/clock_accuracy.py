@@ -146,8 +146,14 @@ def case_mainspring_thread(ticks: int) -> Raw:
     return Raw("mainspring-thread", t0, start + PERIOD_S, rec.fired, rec.skips)
 
 
-def case_mainspring_asyncio(ticks: int) -> Raw:
-    from mainspring import Clock, ClockEvent
+def case_mainspring_asyncio_instrumented(ticks: int) -> Raw:
+    """The asyncio driver on a loop with mainspring's load indicator installed."""
+    raw = case_mainspring_asyncio(ticks, instrumented=True)
+    return Raw("mainspring-asyncio+ind", raw.t0, raw.nominal_t0, raw.fired, raw.skips)
+
+
+def case_mainspring_asyncio(ticks: int, instrumented: bool = False) -> Raw:
+    from mainspring import Clock, ClockEvent, instrument, uninstrument
 
     rec = Recorder(ticks)
 
@@ -160,6 +166,8 @@ def case_mainspring_asyncio(ticks: int) -> Raw:
                 done.set()
             busy(WORK_S)
 
+        if instrumented:
+            instrument(loop)
         clock = Clock(period=PERIOD_S)
         sub = clock.subscribe(listener, every=PERIOD_S, name="bench")
         start = time.monotonic()
@@ -168,6 +176,8 @@ def case_mainspring_asyncio(ticks: int) -> Raw:
         assert t0 is not None
         await done.wait()
         clock.stop(0.0)
+        if instrumented:
+            uninstrument(loop)
         return t0, start
 
     t0, start = asyncio.run(main())
@@ -293,6 +303,7 @@ def case_apscheduler(ticks: int) -> Raw:
 CASES: dict[str, Callable[[int], Raw]] = {
     "mainspring-thread": case_mainspring_thread,
     "mainspring-asyncio": case_mainspring_asyncio,
+    "mainspring-asyncio+ind": case_mainspring_asyncio_instrumented,
     "naive-sleep": case_naive_sleep,
     "asyncio-call-later": case_asyncio_call_later,
     "twisted": case_twisted,

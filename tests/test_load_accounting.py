@@ -196,3 +196,47 @@ def test_bad_selector_arguments() -> None:
             InstrumentedSelector(sel)
     finally:
         original.close()
+
+
+def test_instrumented_epoll_rounds_a_timeout_up_to_whole_milliseconds_once() -> None:
+    """CPython's EpollSelector rounds twice, turning e.g. an 18 ms wait into 19 ms."""
+    import math
+    import select
+
+    from mainspring._load._selector import _EpollRoundOnce
+
+    if not hasattr(select, "epoll"):
+        pytest.skip("epoll is Linux-only")
+    seen: list[float] = []
+
+    class Recorder:
+        def poll(self, timeout: float = -1, maxevents: int = -1) -> list[tuple[int, int]]:
+            seen.append(timeout)
+            return []
+
+    stand_in = _EpollRoundOnce(Recorder())
+    def epoll_ms(seconds: float) -> int:
+        # What epoll.poll does with a float: up to whole nanoseconds, then up to whole ms.
+        return math.ceil(math.ceil(seconds * 1e9) / 1e6)
+
+    assert epoll_ms(math.ceil(0.0179 * 1e3) * 1e-3) == 19  # the double rounding, unfixed
+    for ms in range(1, 1001):
+        stand_in.poll(ms * 1e-3)  # what EpollSelector.select passes on: ceil(ms) * 1e-3
+    assert [epoll_ms(t) for t in seen] == list(range(1, 1001))
+    stand_in.poll(0)
+    stand_in.poll(-1)
+    assert seen[-2:] == [0, -1]
+
+
+def test_instrument_puts_the_single_rounding_epoll_on_an_epoll_loop() -> None:
+    from mainspring._load._selector import _EpollRoundOnce
+
+    if not hasattr(selectors, "EpollSelector"):
+        pytest.skip("epoll is Linux-only")
+    original = selectors.EpollSelector()
+    try:
+        instrumented = InstrumentedSelector(original)
+        assert isinstance(instrumented._selector, _EpollRoundOnce)  # type: ignore[attr-defined]
+        assert instrumented.select(0.001) == []
+    finally:
+        original.close()

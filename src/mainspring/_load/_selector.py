@@ -292,6 +292,8 @@ def _make_subclass(base: type[selectors.BaseSelector]) -> type[InstrumentedSelec
         # (a materialized __dict__ makes every attribute read in select slower).
         for name, value in _state_of(selector):
             setattr(self, name, value)
+        if issubclass(base, selectors.EpollSelector):
+            self._selector = _EpollRoundOnce(self._selector)  # type: ignore[attr-defined]
         InstrumentedSelector.__init__(self, selector, time=time)
 
     namespace: dict[str, Any] = {
@@ -304,6 +306,35 @@ def _make_subclass(base: type[selectors.BaseSelector]) -> type[InstrumentedSelec
     # win), then InstrumentedSelector (read side), LoopMeter, BaseSelector.
     new = type(f"InstrumentedSelector[{base.__name__}]", (base, InstrumentedSelector), namespace)
     return new
+
+
+class _EpollRoundOnce:
+    """Stands in for an ``epoll`` object so that timers are not late by a millisecond.
+
+    CPython's ``EpollSelector.select`` rounds its timeout up to whole
+    milliseconds as a float (``math.ceil(timeout * 1e3) * 1e-3``), and
+    ``epoll.poll`` rounds that float up again; ``18 * 1e-3`` is
+    ``0.018000000000000002``, so an 18 ms wait became 19 ms (also 9, 13 ms...)
+    and every timer due then, the clock's included, fired a millisecond late.
+    This ``poll`` recovers the whole milliseconds and passes a value just
+    below them, which ``epoll.poll`` rounds up to exactly that many. Everything
+    else goes to the epoll object itself.
+    """
+
+    __slots__ = ("_epoll", "_poll")
+
+    def __init__(self, epoll: Any) -> None:
+        self._epoll = epoll
+        self._poll = epoll.poll
+
+    def poll(self, timeout: float = -1, maxevents: int = -1) -> list[tuple[int, int]]:
+        if timeout > 0:
+            timeout = round(timeout * 1e3) * 1e-3 - 1e-7
+        result: list[tuple[int, int]] = self._poll(timeout, maxevents)
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._epoll, name)
 
 
 class _Delegating(InstrumentedSelector):
