@@ -282,3 +282,5 @@ def _count_tasks(dispatcher: Any) -> tuple[WorkerCounter, Callable[[], None]]:
             del dispatcher.add_task
 
     return counter, undo
+from mainspring.integrations._waitress_serve import serve as serve  # noqa: E402
+from mainspring.integrations._waitress_serve import serve_paste as serve_paste  # noqa: E402
