@@ -26,6 +26,8 @@ from mainspring.scheduler.triggers import EveryTrigger
 from mainspring.stores import KEEP, Store
 from mainspring.stores.records import RunRecord
 
+__all__ = ["RunPipeline"]
+
 log = logging.getLogger("mainspring.scheduler")
 
 #: A fire time first seen later than this (seconds) counts as missed.
@@ -48,9 +50,6 @@ class _Pending:
         self.forced = forced
         self.jittered = forced
         self.queued = False
-
-
-__all__ = ["RunPipeline"]
 
 
 class RunPipeline:
