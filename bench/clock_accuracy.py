@@ -443,6 +443,14 @@ def print_targets(results: list[Result]) -> bool:
     loop = by_case.get("mainspring-asyncio")
     if loop is not None:
         checks.append((f"asyncio driver p99 {loop.p99_ms:.3f} ms <= 2 ms", loop.p99_ms <= 2.0))
+    instrumented = by_case.get("mainspring-asyncio+ind")
+    if instrumented is not None:
+        checks.append(
+            (
+                f"asyncio driver, instrumented loop, p99 {instrumented.p99_ms:.3f} ms <= 2 ms",
+                instrumented.p99_ms <= 2.0,
+            )
+        )
     if best is not None:
         for ours in (thread, loop):
             if ours is not None:

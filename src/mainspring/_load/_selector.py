@@ -263,6 +263,7 @@ def _state_of(selector: selectors.BaseSelector) -> list[tuple[str, Any]]:
 
 def _make_subclass(base: type[selectors.BaseSelector]) -> type[InstrumentedSelector]:
     base_select = base.select
+    round_once = issubclass(base, selectors.EpollSelector)
 
     def select(
         self: InstrumentedSelector, timeout: float | None = None
@@ -276,10 +277,16 @@ def _make_subclass(base: type[selectors.BaseSelector]) -> type[InstrumentedSelec
         if state == _BUSY:
             busy += now - mark
         self._meter = (busy, now, _SLEEPING, wakeups)
+        if round_once:
+            # Only the blocking wait goes through the stand-in: select(0) stays as fast.
+            epoll = self._selector  # type: ignore[attr-defined]
+            self._selector = self._round_once  # type: ignore[attr-defined]
         try:
             return base_select(self, timeout)
         finally:
             self._meter = (busy, self._now(), _BUSY, wakeups + 1)
+            if round_once:
+                self._selector = epoll  # type: ignore[attr-defined]
 
     def init(
         self: InstrumentedSelector,
@@ -292,8 +299,8 @@ def _make_subclass(base: type[selectors.BaseSelector]) -> type[InstrumentedSelec
         # (a materialized __dict__ makes every attribute read in select slower).
         for name, value in _state_of(selector):
             setattr(self, name, value)
-        if issubclass(base, selectors.EpollSelector):
-            self._selector = _EpollRoundOnce(self._selector)  # type: ignore[attr-defined]
+        if round_once:
+            self._round_once = _EpollRoundOnce(self._selector)  # type: ignore[attr-defined]
         InstrumentedSelector.__init__(self, selector, time=time)
 
     namespace: dict[str, Any] = {
