@@ -411,3 +411,24 @@ def test_subscribe_and_cancel_from_many_threads_while_ticking(no_thread_leak: No
     assert errors == []
     assert active == {s.name for s in kept} | {"steady"}
     assert len(steady) >= 15
+
+
+def test_a_listener_can_stop_its_own_clock_without_waiting_for_itself(
+    no_thread_leak: None,
+) -> None:
+    clock = Clock(period=0.02)
+    results: list[tuple[bool, float]] = []
+    done = threading.Event()
+
+    def stopper(event: ClockEvent) -> None:
+        t0 = time.monotonic()
+        results.append((clock.stop(timeout=3), time.monotonic() - t0))
+        done.set()
+
+    clock.subscribe(stopper)
+    clock.start()
+    assert done.wait(5)
+    assert results[0][0] is True
+    assert results[0][1] < 1.0  # did not sit out its own timeout
+    assert not clock.running
+    clock.wait_idle(5)

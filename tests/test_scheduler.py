@@ -292,6 +292,19 @@ def test_async_job_is_cancelled_at_timeout() -> None:
         assert sched.run_once("b").result == 0.01
 
 
+async def test_stop_on_the_schedulers_own_loop_is_refused_with_a_way_out() -> None:
+    clock = Clock(period=0.05)
+    sched = Scheduler(clock=clock)
+    sched.start(loop=asyncio.get_running_loop())
+    try:
+        with pytest.raises(RuntimeError, match=r"asyncio\.to_thread"):
+            sched.stop()
+        assert sched.running
+    finally:
+        await asyncio.to_thread(sched.close)
+    assert not sched.running and not clock.running
+
+
 async def test_async_job_runs_on_the_schedulers_loop() -> None:
     loop = asyncio.get_running_loop()
     clock = Clock(period=0.05)

@@ -231,9 +231,14 @@ class Clock:
         return _join_driver(driver, timeout) and idle
 
     def wait_idle(self, timeout: float | None = None) -> bool:
-        """Wait until no listener call runs; True if that happened within ``timeout`` s."""
+        """Wait until no listener call runs; True if that happened within ``timeout`` s.
+
+        Called from inside a listener (thread or fake-time driver), that call
+        itself is not waited for.
+        """
+        own = getattr(_in_call, "depth", 0)
         with self._idle:
-            return self._idle.wait_for(lambda: self._inflight == 0, timeout)
+            return self._idle.wait_for(lambda: self._inflight <= own, timeout)
 
     def __enter__(self) -> Clock:
         self.start()
@@ -353,6 +358,7 @@ class Clock:
             return
         event = self._event(call)
         failed = False
+        _in_call.depth = getattr(_in_call, "depth", 0) + 1
         try:
             result = listener(event)
             if inspect.iscoroutine(result):
@@ -360,6 +366,8 @@ class Clock:
         except Exception:
             failed = True
             log.exception("clock listener %r raised", call.sub.name)
+        finally:
+            _in_call.depth -= 1
         self._finish(call, event, failed)
 
     async def _run_async(self, call: _Call) -> None:
@@ -445,6 +453,9 @@ def _join_driver(driver: _Driver, timeout: float) -> bool:
     join = getattr(driver, "join", None)
     return True if join is None else bool(join(timeout))
 
+
+# Listener calls running in this thread (a listener may stop its own clock).
+_in_call = threading.local()
 
 _process_clock: Clock | None = None
 _process_clock_lock = threading.Lock()

@@ -73,6 +73,8 @@ class WorkerPool:
             self._cond.notify_all()
             threads = list(self._threads)
         deadline = None if timeout is None else time.monotonic() + timeout
-        for thread in threads:
+        me = threading.current_thread()
+        others = [t for t in threads if t is not me]  # a task may shut its own pool down
+        for thread in others:
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        return not any(t.is_alive() for t in threads)
+        return not any(t.is_alive() for t in others)

@@ -200,11 +200,18 @@ class Scheduler(RunPipeline):
 
         No new run starts. Runs still going after the wait are recorded
         ``interrupted`` (child processes are killed; threads are left to end
-        on their own). Runs waiting for a quiet moment are dropped unrecorded:
-        their fire time stays in the store, so the next start sees it as
-        missed. Does nothing if not started.
+        on their own). Runs waiting for a quiet moment are dropped
+        unrecorded: their fire time stays in the store, so the next start sees
+        it as missed. Does nothing if not started. On the loop given to
+        :meth:`start` it raises ``RuntimeError``: waiting there would block
+        the async jobs it waits for.
         """
         wait_s = self.shutdown_timeout if timeout is None else timeout
+        if self._started and self._loop is not None and _running_loop() is self._loop:
+            raise RuntimeError(
+                "Scheduler.stop() would block the loop its async jobs run on while it "
+                "waits for them; call it off the loop: `await asyncio.to_thread(sched.stop)`"
+            )
         with self._lock:
             if not self._started:
                 return
@@ -465,3 +472,10 @@ def _keep_anchor(trigger: Trigger, old: Trigger) -> Trigger:
     ):
         return old
     return trigger
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
