@@ -33,14 +33,13 @@ import asyncio
 import heapq
 import inspect
 import itertools
-import logging
 import math
 import threading
 from types import TracebackType
 from typing import Protocol
 
 from mainspring._drivers import make_driver, on_loop_thread
-from mainspring._load import current_load
+from mainspring._listener_calls import Calls, in_call
 from mainspring._stats import SubscriptionStats
 from mainspring._subscription import (
     ClockEvent,
@@ -55,8 +54,6 @@ from mainspring._time import SYSTEM_TIME, TimeSource
 
 __all__ = ["Clock", "ClockEvent", "Listener", "Subscription", "SubscriptionStats", "get_clock"]
 
-log = logging.getLogger("mainspring.clock")
-
 
 class _Driver(Protocol):
     def start(self) -> None: ...
@@ -64,7 +61,7 @@ class _Driver(Protocol):
     def stop(self) -> None: ...
 
 
-class Clock:
+class Clock(Calls):
     """Calls listeners every N seconds, from its own thread or an asyncio loop.
 
     ``period`` is the default ``every`` of :meth:`subscribe`, in seconds.
@@ -236,7 +233,7 @@ class Clock:
         Called from inside a listener (thread or fake-time driver), that call
         itself is not waited for.
         """
-        own = getattr(_in_call, "depth", 0)
+        own = getattr(in_call, "depth", 0)
         with self._idle:
             return self._idle.wait_for(lambda: self._inflight <= own, timeout)
 
@@ -339,69 +336,6 @@ class Clock:
                 calls.append(_Call(sub, scheduled, missed, sub._calls))
         return calls
 
-    def _event(self, call: _Call) -> ClockEvent:
-        return ClockEvent(
-            name=call.sub.name,
-            tick=call.tick,
-            scheduled=call.scheduled,
-            fired=self.time.monotonic(),
-            missed=call.missed,
-            wall=self.time.wall(),
-            load=current_load(),
-        )
-
-    def _run_sync(self, call: _Call) -> None:
-        """Make ``call`` in this thread; async listeners run with ``asyncio.run``."""
-        listener = call.sub._target()
-        if listener is None:
-            self._finish(call, None, False)
-            return
-        event = self._event(call)
-        failed = False
-        _in_call.depth = getattr(_in_call, "depth", 0) + 1
-        try:
-            result = listener(event)
-            if inspect.iscoroutine(result):
-                asyncio.run(result)
-        except Exception:
-            failed = True
-            log.exception("clock listener %r raised", call.sub.name)
-        finally:
-            _in_call.depth -= 1
-        self._finish(call, event, failed)
-
-    async def _run_async(self, call: _Call) -> None:
-        """Make ``call`` as a coroutine on the running loop."""
-        listener = call.sub._target()
-        if listener is None:
-            self._finish(call, None, False)
-            return
-        event = self._event(call)
-        failed = False
-        try:
-            result = listener(event)
-            if inspect.isawaitable(result):
-                await result
-        except Exception:
-            failed = True
-            log.exception("clock listener %r raised", call.sub.name)
-        except asyncio.CancelledError:
-            self._finish(call, event, False)
-            raise
-        self._finish(call, event, failed)
-
-    def _finish(self, call: _Call, event: ClockEvent | None, failed: bool) -> None:
-        sub = call.sub
-        with self._lock:
-            sub._running = False
-            if failed:
-                sub._errors += 1
-            if event is not None and sub._lateness is not None:
-                sub._lateness.add(event.lateness)
-            self._inflight -= 1
-            if self._inflight == 0:
-                self._idle.notify_all()
-
     # -- internals ---------------------------------------------------------
 
     def _schedule_first(self, sub: Subscription, every: float) -> bool:
@@ -453,9 +387,6 @@ def _join_driver(driver: _Driver, timeout: float) -> bool:
     join = getattr(driver, "join", None)
     return True if join is None else bool(join(timeout))
 
-
-# Listener calls running in this thread (a listener may stop its own clock).
-_in_call = threading.local()
 
 _process_clock: Clock | None = None
 _process_clock_lock = threading.Lock()

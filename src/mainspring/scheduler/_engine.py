@@ -417,7 +417,7 @@ class Scheduler(RunPipeline):
             job.target()
             now_wall = self.clock.time.wall()
             run = self._store.begin_run(
-                job.id, now_wall, now_wall, job.stored_next_run(), self.instance
+                job.id, now_wall, now_wall, job.next_run, self.instance
             )
             job.running += 1
             self._active[run.id or 0] = job

@@ -96,9 +96,6 @@ class Job:
         """True for triggers whose times come from the wall clock (cron, at)."""
         return not isinstance(self.trigger, EveryTrigger)
 
-    def stored_next_run(self) -> datetime | None:
-        return self.next_run
-
     def keep_schedule_of(self, old: Job) -> None:
         """Take over ``old``'s place in time (a redefinition with the same trigger)."""
         self.next_run = old.next_run

@@ -286,7 +286,7 @@ class RunPipeline:
             error=error,
             instance=self.instance,
         )
-        next_run = KEEP if any(w.job is job for w in self._waiting) else job.stored_next_run()
+        next_run = KEEP if any(w.job is job for w in self._waiting) else job.next_run
         self._store.record_run(run, next_run)
         log.info("job %r: %s (%s)", job.id, outcome, error)
 
@@ -294,7 +294,7 @@ class RunPipeline:
         self, job: Job, scheduled: datetime, now_wall: datetime, deferred: float
     ) -> None:
         run = self._store.begin_run(
-            job.id, scheduled, now_wall, job.stored_next_run(), self.instance, deferred
+            job.id, scheduled, now_wall, job.next_run, self.instance, deferred
         )
         job.running += 1
         self._active[run.id or 0] = job
