@@ -8,15 +8,12 @@ import json
 import math
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mainspring.scheduler._refs import reference_of, resolve
 from mainspring.scheduler.policies import Idle, JobOptions
 from mainspring.scheduler.triggers import EveryTrigger, Trigger, trigger_from_json
 from mainspring.stores.records import JobRecord
-
-if TYPE_CHECKING:
-    from mainspring.scheduler._runs import _Pending
 
 __all__ = ["Job", "build_job", "misfire_note"]
 
@@ -33,12 +30,10 @@ class Job:
         "due_mono",
         "func",
         "heap_due",
-        "id",
         "is_async",
         "next_run",
         "options",
         "paused",
-        "queue",
         "record",
         "retired",
         "running",
@@ -54,7 +49,6 @@ class Job:
         options: JobOptions,
         func: Callable[..., Any] | None,
     ) -> None:
-        self.id = record.id
         self.record = record
         self.trigger = trigger
         self.options = options
@@ -66,7 +60,6 @@ class Job:
         self.heap_due: float | None = None
         self.running = 0
         self.retired = False
-        self.queue: list[_Pending] | None = None  # runs of misfire="all" waiting their turn
 
     @classmethod
     def from_record(cls, record: JobRecord) -> Job:
@@ -90,6 +83,10 @@ class Job:
                 raise ValueError(f"job {self.id!r}: {exc}") from None
             self.is_async = _is_async(self.func)
         return self.func
+
+    @property
+    def id(self) -> str:
+        return self.record.id
 
     @property
     def wall_derived(self) -> bool:
@@ -158,9 +155,14 @@ def _options(*fields: Any) -> tuple[JobOptions, dict[str, Any]]:
 
 
 @functools.lru_cache(maxsize=1024)
-def _anchored(trigger: EveryTrigger, now: datetime) -> tuple[EveryTrigger, dict[str, Any]]:
-    anchored = trigger.anchored(now)
-    return anchored, anchored.to_json()
+def _anchored(
+    trigger: EveryTrigger, second: datetime
+) -> tuple[EveryTrigger, dict[str, Any], datetime]:
+    anchored = trigger.anchored(second)
+    first = anchored.next_after(second)
+    if first is None:  # pragma: no cover - an interval trigger never ends
+        raise ValueError(f"`trigger` {trigger!r} has no fire time after {second}")
+    return anchored, anchored.to_json(), first
 
 
 @functools.lru_cache(maxsize=4096)
@@ -243,11 +245,15 @@ def build_job(
                 raise ValueError(
                     f"`{name}` of job {id!r} must be JSON-serialisable: {exc}"
                 ) from None
+    next_run: datetime | None
     if isinstance(trigger, EveryTrigger) and trigger.start is None:
-        # Grids start on a whole second: alike jobs added together share one trigger.
-        trigger, trigger_json = _anchored(trigger, now.replace(microsecond=0))
+        # Grids start on a whole second: alike jobs added together share one
+        # trigger and one first fire time.
+        trigger, trigger_json, first = _anchored(trigger, now.replace(microsecond=0))
+        next_run = first if first > now else trigger.next_after(now)
     else:
         trigger_json = trigger.to_json()
+        next_run = trigger.next_after(now)
     record = JobRecord(
         id,
         ref,
@@ -255,7 +261,7 @@ def build_job(
         args_list,
         kwargs_dict,
         options_json,
-        trigger.next_after(now),
+        next_run,
         False,
     )
     return Job(record, trigger, options, target)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
+import math
 import random
 import threading
 import time as _time
@@ -52,6 +53,16 @@ class _Pending:
         self.queued = False
 
 
+class _Bucket(list[Job]):
+    """The jobs placed at one deadline, in the order they were placed."""
+
+    __slots__ = ("due",)
+
+    def __init__(self, due: float) -> None:
+        super().__init__()
+        self.due = due
+
+
 class RunPipeline:
     """The run machinery behind :class:`~mainspring.Scheduler` (state lives there)."""
 
@@ -59,8 +70,9 @@ class RunPipeline:
     _lock: threading.RLock
     _idle_cond: threading.Condition
     _jobs: dict[str, Job]
-    _heap: list[tuple[float, int, Job]]
-    _seq: int
+    _heap: list[float]
+    _due: dict[float, _Bucket]
+    _queues: dict[Job, list[_Pending]]
     _timer: Subscription | None
     _timer_due: float | None
     _waiting: list[_Pending]
@@ -85,21 +97,31 @@ class RunPipeline:
             job.due_mono = None
             return
         if job.due_mono is None or not isinstance(job.trigger, EveryTrigger):
-            job.due_mono = now + (job.next_run - now_wall).total_seconds()
+            # Through the wall-to-monotonic offset rounded up to 0.1 ms: equal
+            # fire times get equal deadlines (so they share a heap entry), at
+            # most 0.1 ms late, never early.
+            offset = math.ceil((now - now_wall.timestamp()) * 1e4) / 1e4
+            job.due_mono = job.next_run.timestamp() + offset
         wake = min(job.due_mono, now + REDERIVE_S) if job.wall_derived else job.due_mono
-        self._seq += 1
+        # Jobs due at the same instant share one heap entry (and one float), in
+        # the order they were placed: big job sets stay small, ties stay ordered.
+        bucket = self._due.get(wake)
+        if bucket is None:
+            bucket = self._due[wake] = _Bucket(wake)
+            heapq.heappush(self._heap, wake)
+        else:
+            wake = bucket.due  # one float object for all of them
+        bucket.append(job)
+        if job.due_mono == wake:
+            job.due_mono = wake
         job.heap_due = wake
-        heapq.heappush(self._heap, (wake, self._seq, job))
 
     def _arm(self) -> None:
         """Keep one clock timer, at the earliest deadline of all jobs."""
         with self._lock:
             if not self._started:
                 return
-            heap = self._heap
-            while heap and (heap[0][2].retired or heap[0][0] != heap[0][2].heap_due):
-                heapq.heappop(heap)
-            due = heap[0][0] if heap else None
+            due = self._heap[0] if self._heap else None  # may be stale: then one idle wake
             if due == self._timer_due:
                 return
             if self._timer is not None:
@@ -123,12 +145,13 @@ class RunPipeline:
             now_wall = clock.time.wall()
             due_jobs: list[Job] = []
             heap = self._heap
-            while heap and heap[0][0] <= now:
-                wake, _, job = heapq.heappop(heap)
-                if job.retired or wake != job.heap_due or job.due_mono is None:
-                    continue
-                job.heap_due = None
-                due_jobs.append(job)
+            while heap and heap[0] <= now:
+                wake = heapq.heappop(heap)
+                for job in self._due.pop(wake, ()):
+                    if job.retired or wake != job.heap_due or job.due_mono is None:
+                        continue  # re-placed, paused or removed since
+                    job.heap_due = None
+                    due_jobs.append(job)
         # One job at a time under the lock, so that runs ending meanwhile (which
         # take the lock too) are not held up behind a whole batch of due jobs.
         for job in due_jobs:
@@ -233,9 +256,7 @@ class RunPipeline:
             return
         if job.running >= opts.max_running:
             if p.queued:
-                if job.queue is None:
-                    job.queue = []
-                job.queue.append(p)
+                self._queues.setdefault(job, []).append(p)
                 return
             self._record(
                 job,
@@ -345,6 +366,9 @@ class RunPipeline:
             f": {outcome.error}" if outcome.error else "",
         )
         with self._lock:
-            if job.queue and self._started:
-                self._admit(job.queue.pop(0))
+            queue = self._queues.get(job)
+            if queue and self._started:
+                self._admit(queue.pop(0))
+                if not queue:
+                    del self._queues[job]
         return record
