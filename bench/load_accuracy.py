@@ -10,8 +10,12 @@ for CASE_S seconds:
 
 For each case it prints the true share (the callbacks time their own work with
 ``perf_counter``: an independent measure, which leaves out asyncio's own work
-per wake-up), the loop thread's CPU time share (``thread_time``: includes
-that work, but not time the VM took the CPU away), ``utilization_10s``,
+per wake-up), ``poll``: the share of wall time the loop was not blocked inside
+``epoll.poll`` (timed by the bench's own proxy around the raw epoll object,
+beneath mainspring's selector: libuv's definition of busy, measured at the
+system call, asyncio's own work per wake-up included), the loop thread's CPU
+time share (``thread_time``: includes that work, but not time the VM took the
+CPU away), ``utilization_10s``,
 ``interval_load`` (the proposal's metric, baseline 1 s), and an aiodebug-style
 sleep-lag probe (``await asyncio.sleep(0.01)`` in a loop; mean lateness, ms).
 
@@ -45,6 +49,26 @@ while time.monotonic() < end:
     while time.monotonic() < next_t:
         pass
 """
+
+
+class _TimedEpoll:
+    """Wraps the loop's raw epoll object: sums the time spent blocked in ``poll``."""
+
+    def __init__(self, epoll: object) -> None:
+        self._epoll = epoll
+        self.blocked_s = 0.0
+
+    def poll(self, timeout: float = -1, maxevents: int = -1) -> list[tuple[int, int]]:
+        if timeout == 0:
+            return self._epoll.poll(timeout, maxevents)  # type: ignore[attr-defined,no-any-return]
+        t0 = time.perf_counter()
+        try:
+            return self._epoll.poll(timeout, maxevents)  # type: ignore[attr-defined,no-any-return]
+        finally:
+            self.blocked_s += time.perf_counter() - t0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._epoll, name)
 
 
 class Case:
@@ -123,8 +147,12 @@ async def _io_wakeups(case: Case) -> None:
     case.name += f" ({count[0] / CASE_S:.0f}/s)"
 
 
-def run_case(case: Case, factory: object) -> tuple[float, float, float, float, float, float]:
+def run_case(
+    case: Case, factory: object
+) -> tuple[float, float, float, float, float, float, float]:
     loop = asyncio.new_event_loop()
+    timed = _TimedEpoll(loop._selector._selector)  # type: ignore[attr-defined]
+    loop._selector._selector = timed  # type: ignore[attr-defined]
     try:
         indicator = mainspring.instrument(loop)
         t0 = time.perf_counter()
@@ -140,6 +168,7 @@ def run_case(case: Case, factory: object) -> tuple[float, float, float, float, f
     lag_ms = statistics.fmean(case.lags) * 1e3 if case.lags else 0.0
     return (
         truth,
+        1.0 - timed.blocked_s / elapsed,
         cpu / elapsed,
         snap.utilization_10s,
         snap.interval_load,
@@ -151,12 +180,12 @@ def run_case(case: Case, factory: object) -> tuple[float, float, float, float, f
 def main() -> None:
     print(f"{CASE_S:.0f} s per case, busy period {PERIOD_S * 1e3:.0f} ms, target +-{TARGET}")
     header = (
-        f"{'case':<20} {'true':>6} {'cpu':>6} {'util_10s':>9} {'error':>7} {'interval':>9} "
-        f"{'lag_ms':>7} {'wakeups/s':>10}"
+        f"{'case':<20} {'true':>6} {'poll':>6} {'cpu':>6} {'util_10s':>9} {'error':>7} "
+        f"{'vs poll':>8} {'interval':>9} {'lag_ms':>7} {'wakeups/s':>10}"
     )
     print(header)
     print("-" * len(header))
-    worst = 0.0
+    worst = worst_poll = 0.0
     cases: list[tuple[Case, object]] = []
     for share in SHARES:
         case = Case(f"busy {share * 100:.0f} %")
@@ -164,16 +193,19 @@ def main() -> None:
     io_case = Case("2000 I/O/s")
     cases.append((io_case, _io_wakeups(io_case)))
     for case, coro in cases:
-        truth, cpu, util, interval, lag_ms, wakeups = run_case(case, coro)
+        truth, poll, cpu, util, interval, lag_ms, wakeups = run_case(case, coro)
         error = util - truth
         worst = max(worst, abs(error))
+        worst_poll = max(worst_poll, abs(util - poll))
         print(
-            f"{case.name:<20} {truth:6.3f} {cpu:6.3f} {util:9.3f} {error:+7.3f} {interval:9.3f} "
-            f"{lag_ms:7.2f} {wakeups:10.0f}",
+            f"{case.name:<20} {truth:6.3f} {poll:6.3f} {cpu:6.3f} {util:9.3f} {error:+7.3f} "
+            f"{util - poll:+8.3f} {interval:9.3f} {lag_ms:7.2f} {wakeups:10.0f}",
             flush=True,
         )
     verdict = "met" if worst <= TARGET else "MISSED"
     print(f"worst |util_10s - true| = {worst:.3f} (target {TARGET}: {verdict})")
+    verdict = "met" if worst_poll <= TARGET else "MISSED"
+    print(f"worst |util_10s - poll| = {worst_poll:.3f} (target {TARGET}: {verdict})")
 
 
 if __name__ == "__main__":
