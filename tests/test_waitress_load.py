@@ -9,12 +9,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import waitress  # the `test` extra installs it: missing, this must fail, not skip
+import waitress.wasyncore
 
 import mainspring
-
-waitress = pytest.importorskip("waitress")
-pytest.importorskip("waitress.wasyncore")
-from mainspring.integrations.waitress import (  # noqa: E402
+from mainspring.integrations.waitress import (
     instrument_server,
     uninstrument_server,
 )

@@ -21,12 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+# The `test` extra installs Zope, Products.Sessions and PasteDeploy: a missing one
+# must fail here, not skip the Zope tests.
+import paste.deploy  # noqa: F401
+import Products.Transience  # noqa: F401
 import pytest
-
-pytest.importorskip("Zope2")
-pytest.importorskip("Products.Transience")
-pytest.importorskip("paste.deploy")
-
 import transaction
 import zope.event
 import Zope2
