@@ -31,13 +31,12 @@ class LatenessWindow:
         if self._max is None or seconds > self._max:
             self._max = seconds
 
-    def percentile(self, q: float) -> float | None:
-        """The ``q``-th percentile (0..100, nearest rank) of the window, None when empty."""
+    def percentiles(self, *qs: float) -> list[float | None]:
+        """The ``qs``-th percentiles (0..100, nearest rank) of the window, None when empty."""
         if not self._ring:
-            return None
+            return [None for _ in qs]
         ordered = sorted(self._ring)
-        rank = max(1, math.ceil(q / 100.0 * len(ordered)))
-        return ordered[rank - 1]
+        return [ordered[max(1, math.ceil(q / 100.0 * len(ordered))) - 1] for q in qs]
 
     @property
     def max(self) -> float | None:

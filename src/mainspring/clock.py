@@ -259,21 +259,7 @@ class Clock(Calls):
     def stats(self) -> dict[str, SubscriptionStats]:
         """Per active recurring subscription, by name: calls, errors, overruns, missed, lateness."""
         with self._lock:
-            return {
-                s.name: SubscriptionStats(
-                    name=s.name,
-                    every=s.every or 0.0,
-                    calls=s._calls,
-                    errors=s._errors,
-                    overruns=s._overruns,
-                    missed=s._missed,
-                    lateness_p50=s._lateness.percentile(50) if s._lateness else None,
-                    lateness_p99=s._lateness.percentile(99) if s._lateness else None,
-                    lateness_max=s._lateness.max if s._lateness else None,
-                )
-                for s in self._subs.values()
-                if s.active
-            }
+            return {s.name: _stats_of(s) for s in self._subs.values() if s.active}
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
@@ -375,6 +361,22 @@ class Clock(Calls):
             if candidate not in self._subs:
                 return candidate
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _stats_of(sub: Subscription) -> SubscriptionStats:
+    window = sub._lateness
+    p50, p99 = window.percentiles(50, 99) if window else (None, None)
+    return SubscriptionStats(
+        name=sub.name,
+        every=sub.every or 0.0,
+        calls=sub._calls,
+        errors=sub._errors,
+        overruns=sub._overruns,
+        missed=sub._missed,
+        lateness_p50=p50,
+        lateness_p99=p99,
+        lateness_max=window.max if window else None,
+    )
 
 
 def _check_timeout(value: object) -> float:

@@ -298,12 +298,7 @@ class Scheduler(RunPipeline):
         for an existing id. Errors name the argument and the value.
         """
         self.open()
-        clock = self.clock
-        with self._lock:
-            old = self._jobs.get(id) if isinstance(id, str) else None
-        if old is not None:
-            trigger = _keep_anchor(trigger, old.trigger)
-        job = build_job(
+        job = self._build(
             func,
             trigger,
             id,
@@ -316,9 +311,27 @@ class Scheduler(RunPipeline):
             jitter=jitter,
             timeout=timeout,
             run_in=run_in,
-            keep_callables=self._keeps_callables,
-            now=clock.time.wall(),
         )
+        return self._install(job, replace)
+
+    def _build(self, func: Any, trigger: Trigger, id: str | None = None, **options: Any) -> Job:
+        """Validate one definition into a job; an every(...) redefinition keeps its grid."""
+        with self._lock:
+            old = self._jobs.get(id) if isinstance(id, str) else None
+        if old is not None:
+            trigger = _keep_anchor(trigger, old.trigger)
+        return build_job(
+            func,
+            trigger,
+            id,
+            **options,
+            keep_callables=self._keeps_callables,
+            now=self.clock.time.wall(),
+        )
+
+    def _install(self, job: Job, replace: bool) -> JobRecord:
+        """Store ``job`` in place of any job with its id, and schedule it if running."""
+        clock = self.clock
         with self._lock:
             old = self._jobs.get(job.id)
             if old is not None and replace and old.record.trigger == job.record.trigger:
@@ -329,8 +342,7 @@ class Scheduler(RunPipeline):
                 old.retired = True
             self._jobs[job.id] = job
             if self._started:
-                now = clock.time.monotonic()
-                self._place(job, now, clock.time.wall())
+                self._place(job, clock.time.monotonic(), clock.time.wall())
         if self._started:
             self._arm()
         return job.record
@@ -342,15 +354,15 @@ class Scheduler(RunPipeline):
         validated before anything changes.
         """
         self.open()
-        specs = list(specs)
-        now = self.clock.time.wall()
-        keep = self._keeps_callables
-        for spec in specs:
-            build_job(**dict(spec), keep_callables=keep, now=now)  # validate everything first
-        wanted = set()
-        for spec in specs:
-            wanted.add(self.add(**dict(spec)).id)
-        for job_id in [j for j in list(self._jobs) if j not in wanted]:
+        built = []
+        for spec in specs:  # every definition is validated before anything changes
+            options = dict(spec)
+            replace = options.pop("replace", True)
+            built.append((self._build(**options), replace))
+        for job, replace in built:
+            self._install(job, replace)
+        wanted = {job.id for job, _ in built}
+        for job_id in [j for j in self._jobs if j not in wanted]:
             self.remove(job_id)
 
     def remove(self, job_id: str) -> None:

@@ -201,12 +201,10 @@ def build_job(
     jitter: float = 0.0,
     timeout: float | None = None,
     run_in: str = "thread",
-    replace: bool = True,
     keep_callables: bool = False,
     now: datetime,
 ) -> Job:
     """Validate one job definition and build it; errors name the argument and the value."""
-    del replace  # the engine's business
     importable = True
     if isinstance(func, str):
         ref = func

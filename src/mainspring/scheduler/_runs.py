@@ -286,9 +286,7 @@ class RunPipeline:
         with self._lock:
             waiting, self._waiting = self._waiting, []
             for p in waiting:
-                self._admit(p)
-                if p in self._waiting:
-                    continue
+                self._admit(p)  # puts it back in self._waiting if still busy
             if not self._waiting and self._idle_sub is not None:
                 self._idle_sub.cancel()
                 self._idle_sub = None
