@@ -247,6 +247,30 @@ def test_max_running_skips_due_runs_while_one_runs() -> None:
     assert all((b - a).total_seconds() >= 0.4 for a, b in itertools.pairwise(started))
 
 
+def test_a_burst_of_due_jobs_runs_each_once_on_real_threads(tmp_path: Path) -> None:
+    # Runs begun together, handed over in batches, their ends recorded by
+    # whichever worker is free (bench/scheduler_scale.py measures the speed).
+    for store in ("memory://", f"sqlite:///{tmp_path}/burst.db"):
+        due = datetime.now(UTC) + timedelta(seconds=0.5)
+        clock = Clock()
+        try:
+            with Scheduler(store, clock=clock, workers=4) as sched:
+                for i in range(300):
+                    sched.add(sample_jobs.record, at(due), id=f"j{i}", args=[i])
+                deadline = time.monotonic() + 20
+                while len(sample_jobs.CALLS) < 300 and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                time.sleep(0.1)
+            runs = sched.history(limit=1000)
+        finally:
+            clock.stop()
+        assert sorted(sample_jobs.CALLS) == list(range(300)), store
+        assert len(runs) == 300 and {r.outcome for r in runs} == {"ok"}, store
+        assert all(r.finished is not None for r in runs)
+        assert all(r.started is not None and r.started >= due for r in runs)
+        sample_jobs.CALLS.clear()
+
+
 # -- executors and timeouts (real time) ----------------------------------------------
 
 

@@ -22,7 +22,9 @@ from mainspring.stores import (
     JobExistsError,
     JobRecord,
     MemoryStore,
+    RunEnd,
     RunRecord,
+    RunStart,
     SQLiteStore,
     Store,
     StoreError,
@@ -243,6 +245,65 @@ def test_finish_run(store: Store) -> None:
         store.finish_run(12345, at(1), "ok")
     with pytest.raises(ValueError, match=r"`outcome` must be one of .* got 'skipped'"):
         store.finish_run(run.id, at(1), "skipped")
+
+
+def test_begin_runs_records_all_in_order_in_one_call(store: Store) -> None:
+    store.put_jobs([job("a"), job("b")])
+    runs = store.begin_runs(
+        [
+            RunStart("a", at(0), at(1), at(60), "i1"),
+            RunStart("b", at(0), at(1), at(30), "i1", 0.5),
+            RunStart("a", at(60), at(61), at(120), "i1"),  # named twice: the last wins
+        ]
+    )
+    assert [(r.job, r.scheduled, r.outcome) for r in runs] == [
+        ("a", at(0), "running"),
+        ("b", at(0), "running"),
+        ("a", at(60), "running"),
+    ]
+    ids = [r.id for r in runs]
+    assert all(i is not None for i in ids) and ids == sorted(ids) and len(set(ids)) == 3
+    assert runs[1].deferred == 0.5
+    assert [store.get_run(r.id or 0) for r in runs] == runs
+    assert store.get_job("a").next_run == at(120) and store.get_job("b").next_run == at(30)
+    assert store.running_count("a") == 2
+
+
+def test_begin_runs_is_all_or_nothing(store: Store) -> None:
+    store.put_jobs([job("a", next_run=at(0))])
+    good = RunStart("a", at(0), at(0), at(60), "i1")
+    with pytest.raises(LookupError, match="no job with id 'ghost'"):
+        store.begin_runs([good, RunStart("ghost", at(0), at(0), at(60), "i1")])
+    with pytest.raises(ValueError, match="`started` must be a timezone-aware datetime"):
+        store.begin_runs([good, RunStart("a", at(0), datetime(2026, 1, 1), None, "i1")])
+    assert store.history() == [] and store.get_job("a").next_run == at(0)
+    assert store.begin_runs([]) == []
+
+
+def test_finish_runs_records_all_in_order_and_is_all_or_nothing(store: Store) -> None:
+    store.put_job(job())
+    a, b, c = (store.begin_run("pack", at(i), at(i), at(60), "i1").id or 0 for i in range(3))
+    store.finish_run(c, at(5), "ok")
+    done = store.finish_runs(
+        [
+            RunEnd(a, at(9), "ok", result=[1]),
+            RunEnd(b, at(9), "error", "boom"),
+            RunEnd(c, at(9), "ok"),
+        ]
+    )
+    assert [(r.id, r.outcome, r.finished) for r in done] == [
+        (a, "ok", at(9)),
+        (b, "error", at(9)),
+        (c, "ok", at(5)),  # already finished: unchanged
+    ]
+    assert done[0].result == [1] and done[1].error == "boom"
+    assert store.running_count("pack") == 0
+    d = store.begin_run("pack", at(3), at(3), at(60), "i1").id or 0
+    with pytest.raises(LookupError, match="no run with id 4242"):
+        store.finish_runs([RunEnd(d, at(9), "ok"), RunEnd(4242, at(9), "ok")])
+    with pytest.raises(ValueError, match="`outcome` must be one of"):
+        store.finish_runs([RunEnd(d, at(9), "ok"), RunEnd(d, at(9), "missed")])
+    assert store.get_run(d).outcome == "running"
 
 
 def test_finish_run_truncates_error_and_result(store: Store) -> None:

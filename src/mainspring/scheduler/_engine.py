@@ -28,6 +28,8 @@ User code (the jobs) never runs under the scheduler's lock.
 from __future__ import annotations
 
 import asyncio
+import collections
+import inspect
 import logging
 import os
 import random
@@ -46,10 +48,10 @@ from mainspring._time import SelfDrivingTime
 from mainspring.clock import Clock, get_clock
 from mainspring.scheduler._execute import ChildProcesses
 from mainspring.scheduler._jobs import Job, build_job
-from mainspring.scheduler._runs import RunPipeline, _Bucket, _Pending
+from mainspring.scheduler._runs import RunPipeline, _Bucket, _Ended, _Pending
 from mainspring.scheduler.triggers import EveryTrigger, Trigger
 from mainspring.stores import MemoryStore, Store, store_from_url
-from mainspring.stores.records import JobRecord, RunRecord
+from mainspring.stores.records import JobRecord, RunRecord, RunStart
 
 __all__ = ["Scheduler"]
 
@@ -104,6 +106,9 @@ class Scheduler(RunPipeline):
         self._timer: Subscription | None = None
         self._timer_due: float | None = None
         self._waiting: list[_Pending] = []
+        self._starting: list[tuple[Job, RunStart]] | None = None  # runs a chunk starts
+        self._ended: collections.deque[_Ended] = collections.deque()  # not yet recorded
+        self._recording = threading.Lock()  # held by the worker recording them
         self._idle_sub: Subscription | None = None
         self._active: dict[int, Job] = {}
         self._pool: WorkerPool | None = None
@@ -297,54 +302,47 @@ class Scheduler(RunPipeline):
         ``replace=False`` raises :class:`~mainspring.stores.JobExistsError`
         for an existing id. Errors name the argument and the value.
         """
-        self.open()
+        if not self._opened:
+            self.open()
+        # Built outside the lock (a string reference may import a module), with
+        # positional arguments: this is the path of every add.
         job = self._build(
-            func,
-            trigger,
-            id,
-            args=args,
-            kwargs=kwargs,
-            idle=idle,
-            misfire=misfire,
-            grace=grace,
-            max_running=max_running,
-            jitter=jitter,
-            timeout=timeout,
-            run_in=run_in,
-        )
+            func, trigger, id, args, kwargs, idle, misfire, grace, max_running, jitter, timeout,
+            run_in,
+        )  # fmt: skip
         return self._install(job, replace)
 
-    def _build(self, func: Any, trigger: Trigger, id: str | None = None, **options: Any) -> Job:
-        """Validate one definition into a job; an every(...) redefinition keeps its grid."""
-        with self._lock:
-            old = self._jobs.get(id) if isinstance(id, str) else None
-        if old is not None:
-            trigger = _keep_anchor(trigger, old.trigger)
+    def _build(self, func: Any, trigger: Trigger, id: str | None, *options: Any) -> Job:
+        """Validate one definition into a job: :meth:`add`'s arguments, in its order."""
         return build_job(
             func,
-            trigger,
+            self._anchor_of(trigger, id),
             id,
-            **options,
+            *options,
             keep_callables=self._keeps_callables,
             now=self.clock.time.wall(),
         )
 
+    def _anchor_of(self, trigger: Trigger, id: object) -> Trigger:
+        """``trigger``, or the job's current one if it is the same every(...) grid."""
+        old = self._jobs.get(id) if type(id) is str else None
+        return trigger if old is None else _keep_anchor(trigger, old.trigger)
+
     def _install(self, job: Job, replace: bool) -> JobRecord:
         """Store ``job`` in place of any job with its id, and schedule it if running."""
-        clock = self.clock
+        time = self.clock.time
         with self._lock:
             old = self._jobs.get(job.id)
             if old is not None and replace and old.record.trigger == job.record.trigger:
                 job.keep_schedule_of(old)
             self._store.put_job(job.record, replace=replace)
             if old is not None:
-                job.running = old.running
+                job.active = old.active  # its runs in progress count for the new definition
                 old.retired = True
             self._jobs[job.id] = job
             if self._started:
-                self._place(job, clock.time.monotonic(), clock.time.wall())
-        if self._started:
-            self._arm()
+                self._place(job, time.monotonic(), time.wall())
+                self._arm()
         return job.record
 
     def sync(self, specs: Iterable[Mapping[str, Any]]) -> None:
@@ -356,9 +354,10 @@ class Scheduler(RunPipeline):
         self.open()
         built = []
         for spec in specs:  # every definition is validated before anything changes
-            options = dict(spec)
-            replace = options.pop("replace", True)
-            built.append((self._build(**options), replace))
+            arguments = _ADD_SIGNATURE.bind(self, **spec)  # TypeError naming an unknown one
+            arguments.apply_defaults()
+            _, *definition, replace = arguments.arguments.values()  # self, ..., replace
+            built.append((self._build(*definition), replace))
         for job, replace in built:
             self._install(job, replace)
         wanted = {job.id for job, _ in built}
@@ -433,12 +432,11 @@ class Scheduler(RunPipeline):
             job = self._job(job_id)
             job.target()
             now_wall = self.clock.time.wall()
-            run = self._store.begin_run(
-                job.id, now_wall, now_wall, job.next_run, self.instance
-            )
-            job.running += 1
-            self._active[run.id or 0] = job
-        return self._execute(job, run)
+            run = self._store.begin_run(job.id, now_wall, now_wall, job.next_run, self.instance)
+            self._register(job, run)
+        record = self._execute(job, run, alone=True)
+        assert record is not None  # alone=True returns it
+        return record
 
     def jobs(self) -> list[JobRecord]:
         """Every job, sorted by id, with its next fire time and paused state."""
@@ -473,6 +471,9 @@ class Scheduler(RunPipeline):
         if job is None:
             raise LookupError(f"no job with id {job_id!r}")
         return job
+
+
+_ADD_SIGNATURE = inspect.signature(Scheduler.add)
 
 
 def _keep_anchor(trigger: Trigger, old: Trigger) -> Trigger:

@@ -17,23 +17,22 @@ result says ``ok``, ``error`` or ``timeout``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import json
 import multiprocessing
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, NamedTuple
 
 from mainspring.scheduler._refs import resolve
 
-__all__ = ["Outcome", "execute"]
+__all__ = ["Outcome", "call", "execute"]
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     outcome: str  # ok | error | timeout
     error: str | None = None
     result: Any = None
@@ -87,15 +86,20 @@ def execute(
     if is_async:
         return _as_coroutine(func, args, kwargs, timeout, loop)
     if timeout is None:
-        return _call(func, args, kwargs)
+        return call(func, args, kwargs)
     return _in_thread(func, args, kwargs, timeout)
 
 
-def _call(func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> Outcome:
+def call(func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> Outcome:
+    """Call a plain function in this thread: ``execute`` for ``run_in="thread"`` without timeout."""
     try:
-        return Outcome("ok", result=func(*args, **kwargs))
+        result = func(*args, **kwargs)
     except Exception as exc:
         return Outcome("error", error=error_text(exc))
+    return _OK(("ok", None, result))  # Outcome("ok", result=result), without its argument handling
+
+
+_OK = functools.partial(tuple.__new__, Outcome)
 
 
 def _in_thread(
@@ -103,7 +107,7 @@ def _in_thread(
 ) -> Outcome:
     box: list[Outcome] = []
     thread = threading.Thread(
-        target=lambda: box.append(_call(func, args, kwargs)),
+        target=lambda: box.append(call(func, args, kwargs)),
         name="mainspring-job",
         daemon=True,
     )

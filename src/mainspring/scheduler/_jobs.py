@@ -7,7 +7,7 @@ import inspect
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from mainspring.scheduler._refs import reference_of, resolve
@@ -23,10 +23,12 @@ class Job:
 
     ``next_run`` is the earliest fire time not yet run or recorded (wall,
     UTC); ``due_mono`` the same instant on the monotonic clock once the engine
-    has placed the job. ``running`` counts its runs in progress here.
+    has placed the job. ``active`` holds the ids of its runs in progress here
+    (None until its first run).
     """
 
     __slots__ = (
+        "active",
         "due_mono",
         "func",
         "heap_due",
@@ -36,7 +38,7 @@ class Job:
         "paused",
         "record",
         "retired",
-        "running",
+        "starting",
         "trigger",
     )
 
@@ -58,7 +60,8 @@ class Job:
         self.paused = record.paused
         self.due_mono: float | None = None
         self.heap_due: float | None = None
-        self.running = 0
+        self.active: set[int] | None = None  # ids of its runs in progress here
+        self.starting = 0  # its runs about to be begun (see RunPipeline._start_run)
         self.retired = False
 
     @classmethod
@@ -87,6 +90,11 @@ class Job:
     @property
     def id(self) -> str:
         return self.record.id
+
+    @property
+    def running(self) -> int:
+        """How many of its runs are in progress (or about to start) here."""
+        return self.starting + (0 if self.active is None else len(self.active))
 
     @property
     def wall_derived(self) -> bool:
@@ -165,6 +173,21 @@ def _anchored(
     return anchored, anchored.to_json(), first
 
 
+_last_second: list[datetime] = [datetime.min]  # a one-entry cache: adds come in bursts
+
+
+def _whole_second(now: datetime) -> datetime:
+    """``now`` without its microseconds (``datetime.replace`` is slow, adds are many)."""
+    last = _last_second[0]
+    if now.tzinfo is last.tzinfo and timedelta(0) <= now - last < _SECOND:
+        return last
+    _last_second[0] = second = now.replace(microsecond=0)
+    return second
+
+
+_SECOND = timedelta(seconds=1)
+
+
 @functools.lru_cache(maxsize=4096)
 def _reference_of(func: Callable[..., Any]) -> str:
     return reference_of(func)
@@ -190,21 +213,26 @@ _NO_KWARGS: dict[str, Any] = {}
 def build_job(
     func: Callable[..., Any] | str,
     trigger: Trigger,
-    id: str | None = None,
+    id: str | None,
+    args: Iterable[Any],
+    kwargs: Mapping[str, Any] | None,
+    idle: Idle | None,
+    misfire: str,
+    grace: float | None,
+    max_running: int,
+    jitter: float,
+    timeout: float | None,
+    run_in: str,
     *,
-    args: Iterable[Any] = (),
-    kwargs: Mapping[str, Any] | None = None,
-    idle: Idle | None = None,
-    misfire: str = "coalesce",
-    grace: float | None = None,
-    max_running: int = 1,
-    jitter: float = 0.0,
-    timeout: float | None = None,
-    run_in: str = "thread",
-    keep_callables: bool = False,
+    keep_callables: bool,
     now: datetime,
 ) -> Job:
-    """Validate one job definition and build it; errors name the argument and the value."""
+    """Validate one job definition and build it; errors name the argument and the value.
+
+    The arguments are those of :meth:`Scheduler.add`, in its order and all
+    given, then whether callables that are not importable may be kept, and
+    the current wall time.
+    """
     importable = True
     if isinstance(func, str):
         ref = func
@@ -244,10 +272,10 @@ def build_job(
                     f"`{name}` of job {id!r} must be JSON-serialisable: {exc}"
                 ) from None
     next_run: datetime | None
-    if isinstance(trigger, EveryTrigger) and trigger.start is None:
+    if type(trigger) is EveryTrigger and trigger.start is None:
         # Grids start on a whole second: alike jobs added together share one
         # trigger and one first fire time.
-        trigger, trigger_json, first = _anchored(trigger, now.replace(microsecond=0))
+        trigger, trigger_json, first = _anchored(trigger, _whole_second(now))
         next_run = first if first > now else trigger.next_after(now)
     else:
         trigger_json = trigger.to_json()

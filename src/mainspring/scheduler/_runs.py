@@ -9,6 +9,8 @@ jobs themselves run outside it.
 from __future__ import annotations
 
 import asyncio
+import collections
+import functools
 import heapq
 import logging
 import math
@@ -17,15 +19,16 @@ import threading
 import time as _time
 from collections.abc import Callable
 from datetime import datetime
+from typing import NamedTuple
 
 from mainspring._drivers._pool import WorkerPool
 from mainspring._subscription import ClockEvent, Subscription
 from mainspring.clock import Clock
-from mainspring.scheduler._execute import ChildProcesses, Outcome, execute
+from mainspring.scheduler._execute import ChildProcesses, Outcome, call, execute
 from mainspring.scheduler._jobs import Job, misfire_note
 from mainspring.scheduler.triggers import EveryTrigger
 from mainspring.stores import KEEP, Store
-from mainspring.stores.records import RunRecord
+from mainspring.stores.records import RunEnd, RunRecord, RunStart
 
 __all__ = ["RunPipeline"]
 
@@ -37,6 +40,8 @@ MISFIRE_AFTER_S = 1.0
 REDERIVE_S = 300.0
 #: At most this many fire times are counted after a downtime.
 MAX_CATCH_UP = 100
+#: Due jobs dispatched under one hold of the lock, their runs handed over together.
+DISPATCH_CHUNK = 32
 
 
 class _Pending:
@@ -51,6 +56,20 @@ class _Pending:
         self.forced = forced
         self.jittered = forced
         self.queued = False
+
+
+# Tuples the engine builds from checked values skip their classes' argument handling.
+_new = tuple.__new__
+
+
+class _Ended(NamedTuple):
+    """A run that ended, on its way to the store."""
+
+    job: Job
+    run: RunRecord
+    outcome: Outcome
+    finished: datetime
+    took: float  # seconds
 
 
 class _Bucket(list[Job]):
@@ -76,6 +95,9 @@ class RunPipeline:
     _timer: Subscription | None
     _timer_due: float | None
     _waiting: list[_Pending]
+    _starting: list[tuple[Job, RunStart]] | None
+    _ended: collections.deque[_Ended]
+    _recording: threading.Lock
     _idle_sub: Subscription | None
     _active: dict[int, Job]
     _pool: WorkerPool | None
@@ -152,20 +174,33 @@ class RunPipeline:
                         continue  # re-placed, paused or removed since
                     job.heap_due = None
                     due_jobs.append(job)
-        # One job at a time under the lock, so that runs ending meanwhile (which
-        # take the lock too) are not held up behind a whole batch of due jobs.
-        for job in due_jobs:
+        # Due jobs go through in chunks, each under one hold of the lock: the
+        # runs a chunk starts are recorded in one store call (one commit), and
+        # handed to the workers together once the lock is released, so that
+        # workers take runs in batches instead of waking for each one.
+        for first in range(0, len(due_jobs), DISPATCH_CHUNK):
             with self._lock:
                 if not self._started:
                     return
-                if job.retired:
-                    continue
-                if job.due_mono is not None and job.due_mono > now:
-                    # A re-derivation wake-up, not a fire time: place it afresh.
-                    job.due_mono = None
-                    self._place(job, now, now_wall)
-                else:
-                    self._fire(job, now, now_wall)
+                starting: list[tuple[Job, RunStart]] = []
+                self._starting = starting
+                try:
+                    for job in due_jobs[first : first + DISPATCH_CHUNK]:
+                        if job.retired:
+                            continue
+                        if job.due_mono is not None and job.due_mono > now:
+                            # A re-derivation wake-up, not a fire time: place it afresh.
+                            job.due_mono = None
+                            self._place(job, now, now_wall)
+                        else:
+                            self._fire(job, now, now_wall)
+                finally:
+                    self._starting = None
+                started = self._begin(starting)
+            self._hand_over(started)
+            # Record the runs that ended meanwhile here, while this thread has the
+            # store to itself, rather than leaving it to a worker.
+            self._record_ended()
         self._arm()
 
     def _fire(self, job: Job, now: float, now_wall: datetime) -> None:
@@ -244,8 +279,11 @@ class RunPipeline:
                         error=f"load stayed >= {opts.idle.below:g} for {opts.idle.max_delay:g} s",
                     )
                     return
-        late_s = (now_wall - p.scheduled).total_seconds()
-        if opts.grace is not None and late_s > opts.grace and not p.forced:
+        if (
+            opts.grace is not None
+            and not p.forced
+            and (late_s := (now_wall - p.scheduled).total_seconds()) > opts.grace
+        ):
             self._record(
                 job,
                 p.scheduled,
@@ -256,7 +294,14 @@ class RunPipeline:
             return
         if job.running >= opts.max_running:
             if p.queued:
-                self._queues.setdefault(job, []).append(p)
+                queue = self._queues.setdefault(job, [])
+                queue.append(p)
+                # Runs end without the lock (see _finish): one that ended since
+                # the check above may have looked at the queues before this append.
+                if job.running < opts.max_running:
+                    self._admit(queue.pop(0))
+                    if not queue:
+                        del self._queues[job]
                 return
             self._record(
                 job,
@@ -312,61 +357,167 @@ class RunPipeline:
     def _start_run(
         self, job: Job, scheduled: datetime, now_wall: datetime, deferred: float
     ) -> None:
-        run = self._store.begin_run(
-            job.id, scheduled, now_wall, job.next_run, self.instance, deferred
-        )
-        job.running += 1
-        self._active[run.id or 0] = job
-        log.info(
-            "job %r: run %s started (scheduled %s, deferred %.1f s)",
-            job.id,
-            run.id,
-            scheduled,
-            deferred,
-        )
+        start = _new(RunStart, (job.id, scheduled, now_wall, job.next_run, self.instance, deferred))
+        if self._starting is not None and not self._inline:
+            job.starting += 1  # counts for max_running until the chunk's runs are begun
+            self._starting.append((job, start))
+            return
+        started = self._begin([(job, start)])
         if self._inline:
-            self._execute(job, run)
-        elif self._pool is not None:
-            self._pool.submit(lambda: self._execute(job, run))
+            for job, run in started:
+                self._execute(job, run, alone=True)
+        else:
+            self._hand_over(started)
+
+    def _begin(self, starting: list[tuple[Job, RunStart]]) -> list[tuple[Job, RunRecord]]:
+        """Record that these runs start (one store call) and count them as running."""
+        if not starting:
+            return []
+        try:
+            runs = self._store.begin_runs([start for _, start in starting])
+        finally:
+            for job, _ in starting:
+                job.starting = 0
+        started = []
+        log_starts = log.isEnabledFor(logging.INFO)
+        for (job, start), run in zip(starting, runs, strict=True):
+            self._register(job, run)
+            started.append((job, run))
+            if log_starts:
+                log.info(
+                    "job %r: run %s started (scheduled %s, deferred %.1f s)",
+                    job.id,
+                    run.id,
+                    start.scheduled,
+                    start.deferred,
+                )
+        return started
+
+    def _hand_over(self, runs: list[tuple[Job, RunRecord]]) -> None:
+        """Give started runs to the workers."""
+        pool = self._pool
+        if pool is None:  # stopped meanwhile: stop() records them interrupted
+            return
+        for job, run in runs:
+            pool.submit(functools.partial(self._execute, job, run))
 
     # -- running -------------------------------------------------------------------
 
-    def _execute(self, job: Job, run: RunRecord) -> RunRecord:
+    def _register(self, job: Job, run: RunRecord) -> None:
+        """Count ``run`` as in progress (under the lock; :meth:`_finish` uncounts it)."""
+        if job.active is None:
+            job.active = set()
+        job.active.add(run.id or 0)
+        self._active[run.id or 0] = job
+
+    def _execute(self, job: Job, run: RunRecord, *, alone: bool = False) -> RunRecord | None:
+        """Run ``job`` for ``run`` in this thread, then have its end recorded.
+
+        ``alone``: record it here and return the record (``run_once``, fake
+        time); else it is recorded as :meth:`_record_ended` says.
+        """
         started = _time.monotonic()
-        outcome: Outcome = execute(
-            job.target(),
-            job.is_async,
-            job.record.func,
-            job.record.args,
-            job.record.kwargs,
-            run_in=job.options.run_in,
-            timeout=job.options.timeout,
-            loop=self._loop,
-            children=self._children,
-        )
-        with self._lock:
-            owned = self._active.pop(run.id or 0, None) is not None
-            job.running -= 1
-            if not self._active:
-                self._idle_cond.notify_all()
-        if not owned:  # stop() recorded it interrupted meanwhile
-            return self._store.get_run(run.id or 0)
-        record = self._store.finish_run(
-            run.id or 0, self.clock.time.wall(), outcome.outcome, outcome.error, outcome.result
-        )
-        log.log(
-            logging.INFO if outcome.outcome == "ok" else logging.ERROR,
-            "job %r: run %s %s in %.3f s%s",
-            job.id,
-            run.id,
-            outcome.outcome,
-            _time.monotonic() - started,
-            f": {outcome.error}" if outcome.error else "",
-        )
-        with self._lock:
-            queue = self._queues.get(job)
-            if queue and self._started:
-                self._admit(queue.pop(0))
-                if not queue:
-                    del self._queues[job]
-        return record
+        func, definition, options = job.target(), job.record, job.options
+        outcome: Outcome
+        if options.run_in == "thread" and options.timeout is None and not job.is_async:
+            outcome = call(func, definition.args, definition.kwargs)  # the common case, direct
+        else:
+            outcome = execute(
+                func,
+                job.is_async,
+                definition.func,
+                definition.args,
+                definition.kwargs,
+                run_in=options.run_in,
+                timeout=options.timeout,
+                loop=self._loop,
+                children=self._children,
+            )
+        took = _time.monotonic() - started
+        ended = _new(_Ended, (job, run, outcome, self.clock.time.wall(), took))
+        if alone:
+            return self._finish([ended])[0]
+        self._ended.append(ended)
+        self._record_ended()
+        return None
+
+    def _record_ended(self) -> None:
+        """Record the runs that ended, in the order they ended; never waits.
+
+        Flat combining: the worker that finds no other recording records every
+        run that ended meanwhile, with one store call; the others leave theirs
+        to it and go back to work. Workers queueing on the store's lock cost a
+        few thread switches a run each time, most of the time of a burst of
+        short runs. The re-check after the release catches a run appended just
+        before it.
+        """
+        ended, recording = self._ended, self._recording
+        while ended and recording.acquire(blocking=False):
+            batch = []
+            try:
+                while ended:
+                    batch.append(ended.popleft())
+                self._finish(batch)
+            except Exception:
+                # They stay `running` in the store (the next start records them
+                # interrupted); here they must not hold their jobs' max_running.
+                log.exception("could not record the end of %d run(s)", len(batch))
+                for e in batch:
+                    self._active.pop(e.run.id or 0, None)
+                    if e.job.active is not None:
+                        e.job.active.discard(e.run.id or 0)
+            finally:
+                recording.release()
+
+    def _finish(self, batch: list[_Ended]) -> list[RunRecord]:
+        """Record how these runs ended, uncount them, and start queued runs of their jobs.
+
+        Takes no scheduler lock unless a run is queued (workers would queue
+        behind the timer thread): uncounting is two single, atomic operations,
+        done after the record so that :meth:`stop`, which waits for the count
+        to reach zero, never closes the store under a run being recorded. A
+        run that :meth:`stop` recorded ``interrupted`` meanwhile keeps that record.
+        """
+        active = self._active
+        owned = [e.run.id in active for e in batch]  # else stop() recorded it interrupted
+        ends = [
+            _new(RunEnd, (e.run.id, e.finished, *e.outcome))  # the fields of RunEnd
+            for e, mine in zip(batch, owned, strict=True)
+            if mine
+        ]
+        recorded = iter(self._store.finish_runs(ends))
+        records = []
+        for (job, run, outcome, _, took), mine in zip(batch, owned, strict=True):
+            run_id = run.id or 0
+            if not mine:
+                record = self._store.get_run(run_id)
+            else:
+                record = next(recorded)
+                level = logging.INFO if outcome.outcome == "ok" else logging.ERROR
+                if log.isEnabledFor(level):
+                    log.log(
+                        level,
+                        "job %r: run %s %s in %.3f s%s",
+                        job.id,
+                        run_id,
+                        outcome.outcome,
+                        took,
+                        f": {outcome.error}" if outcome.error else "",
+                    )
+            records.append(record)
+            active.pop(run_id, None)
+            if job.active is not None:
+                job.active.discard(run_id)
+            # A run is queued only while a run of its job is in progress, and every
+            # run passes here after it ends: an empty dict needs no lock.
+            if self._queues:
+                with self._lock:
+                    queue = self._queues.get(job)
+                    if queue and self._started:
+                        self._admit(queue.pop(0))
+                        if not queue:
+                            del self._queues[job]
+        if not active and not self._started:
+            with self._lock:
+                self._idle_cond.notify_all()  # stop() may be waiting for the last run
+        return records

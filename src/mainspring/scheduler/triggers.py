@@ -63,7 +63,7 @@ def _aware(name: str, value: object) -> datetime:
 
 def _utc(value: datetime) -> datetime:
     # Aware datetimes sharing one tzinfo compare by wall time, ignoring fold: compare in UTC.
-    return value.astimezone(UTC)
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
 def _zone(tz: object) -> tuple[str, tzinfo]:
@@ -237,7 +237,9 @@ class AtTrigger:
     def next_after(self, after: datetime) -> datetime | None:
         """``when`` (in UTC) if it is strictly after ``after``, else None (done)."""
         when = _utc(self.when)
-        return when if when > _utc(_aware("after", after)) else None
+        if getattr(after, "tzinfo", None) is not UTC:  # the engine passes UTC times
+            after = _utc(_aware("after", after))
+        return when if when > after else None
 
     def to_json(self) -> dict[str, Any]:
         """``{"type": "at", "when": ISO 8601 with offset}``."""

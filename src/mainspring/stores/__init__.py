@@ -16,7 +16,7 @@ from mainspring.stores.base import (
     StoreError,
 )
 from mainspring.stores.memory import MemoryStore
-from mainspring.stores.records import JobRecord, RunRecord
+from mainspring.stores.records import JobRecord, RunEnd, RunRecord, RunStart
 from mainspring.stores.sqlite import SQLiteStore
 
 __all__ = [
@@ -25,7 +25,9 @@ __all__ = [
     "JobExistsError",
     "JobRecord",
     "MemoryStore",
+    "RunEnd",
     "RunRecord",
+    "RunStart",
     "SQLiteStore",
     "Store",
     "StoreError",

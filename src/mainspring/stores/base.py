@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Final, Self
 
-from mainspring.stores.records import JobRecord, RunRecord
+from mainspring.stores.records import JobRecord, RunEnd, RunRecord, RunStart
 
 __all__ = ["DEFAULT_RETENTION", "KEEP", "JobExistsError", "Keep", "Store", "StoreError"]
 
@@ -153,7 +153,6 @@ class Store(abc.ABC):
 
     # Runs
 
-    @abc.abstractmethod
     def begin_run(
         self,
         job_id: str,
@@ -169,9 +168,22 @@ class Store(abc.ABC):
         id) and set the job's ``next_run``. After a crash at any moment either
         both happened or neither did: the crash-safety hinge of the engine.
         LookupError if the job does not exist (nothing is recorded then).
+        This is :meth:`begin_runs` for one run.
         """
+        start = RunStart(job_id, scheduled, started, next_run, instance, deferred)
+        return self.begin_runs((start,))[0]
 
     @abc.abstractmethod
+    def begin_runs(self, starts: Sequence[RunStart]) -> list[RunRecord]:
+        """:meth:`begin_run` for each of ``starts``, in order, all in one transaction.
+
+        Returns their ``running`` records in the same order, with increasing
+        ids. A job named twice ends with the ``next_run`` of its last start.
+        All or nothing: a missing job (LookupError naming it) or a bad value
+        (ValueError naming the field) records none of them. The engine starts
+        the runs due at one moment with one call: one lock, one commit.
+        """
+
     def finish_run(
         self,
         run_id: int,
@@ -189,7 +201,17 @@ class Store(abc.ABC):
         is no longer ``running`` (say :meth:`interrupt_running` marked it) it is
         left unchanged and returned as it is: idempotent, and the caller can
         tell by its ``outcome``. LookupError if there is no such run (never
-        stored, or deleted by retention).
+        stored, or deleted by retention). This is :meth:`finish_runs` for one run.
+        """
+        return self.finish_runs((RunEnd(run_id, finished, outcome, error, result),))[0]
+
+    @abc.abstractmethod
+    def finish_runs(self, ends: Sequence[RunEnd]) -> list[RunRecord]:
+        """:meth:`finish_run` for each of ``ends``, in order, all in one transaction.
+
+        Returns the records as stored, in the same order. All or nothing: a
+        missing run (LookupError naming it) or a bad outcome (ValueError) records
+        none of them. The engine records runs that ended together with one call.
         """
 
     @abc.abstractmethod

@@ -14,8 +14,8 @@ import heapq
 import itertools
 import math
 import threading
-from collections.abc import Hashable, Iterable
-from datetime import datetime
+from collections.abc import Hashable, Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from mainspring.stores.base import (
@@ -32,10 +32,13 @@ from mainspring.stores.records import (
     FINISHED_OUTCOMES,
     NEVER_RAN_OUTCOMES,
     JobRecord,
+    RunEnd,
     RunRecord,
+    RunStart,
     job_field_json,
     normalise_result,
     truncate_text,
+    utc_time,
 )
 
 __all__ = ["MemoryStore"]
@@ -60,6 +63,45 @@ def _flat_key(value: dict[str, Any]) -> tuple[Any, ...] | None:
             return None
         key.append((name, kind, item))
     return tuple(key)
+
+
+# Records built from values this store has already checked skip the validation
+# of JobRecord(...) and RunRecord(...): this is the store's hot path.
+_new_record = tuple.__new__
+
+
+def _running(start: RunStart) -> tuple[Any, ...]:
+    """The fields after ``id`` of the ``running`` record for ``start``, checked as RunRecord."""
+    job, scheduled, started, _, instance, deferred = start
+    if (
+        getattr(scheduled, "tzinfo", None) is UTC
+        and getattr(started, "tzinfo", None) is UTC
+        and type(deferred) is float
+        and deferred >= 0
+    ):
+        return (job, scheduled, started, None, "running", deferred, None, None, instance)
+    run = RunRecord(None, job, scheduled, started, None, "running", deferred, None, None, instance)
+    return run[1:]
+
+
+def _checked_end(end: RunEnd) -> RunEnd:
+    """``end`` with its outcome checked and its values as stored."""
+    if (  # the common case: nothing to normalise
+        end.error is None
+        and end.result is None
+        and getattr(end.finished, "tzinfo", None) is UTC
+        and end.outcome in FINISHED_OUTCOMES
+    ):
+        return end
+    if end.outcome not in FINISHED_OUTCOMES:
+        raise ValueError(
+            f"`outcome` must be one of {', '.join(sorted(FINISHED_OUTCOMES))}, got {end.outcome!r}"
+        )
+    finished = end.finished
+    if getattr(finished, "tzinfo", None) is not UTC:
+        finished = utc_time("finished", finished)
+    error = None if end.error is None else truncate_text(str(end.error))
+    return RunEnd(end.run_id, finished, end.outcome, error, normalise_result(end.result))
 
 
 def _newest_key(run: RunRecord) -> tuple[datetime, int]:
@@ -133,14 +175,18 @@ class MemoryStore(Store):
         )
 
     def _set_job(self, job: JobRecord, next_run: datetime | None, paused: bool) -> None:
-        self._jobs[job.id] = JobRecord(
-            job.id, job.func, job.trigger, job.args, job.kwargs, job.options, next_run, paused
-        )
+        if next_run is not None and next_run.tzinfo is not UTC:
+            next_run = utc_time("next_run", next_run)
+        self._jobs[job.id] = _new_record(JobRecord, (*job[:6], next_run, paused))
 
     # Jobs
 
     def put_job(self, job: JobRecord, replace: bool = True) -> None:
-        self.put_jobs((job,), replace=replace)
+        with self._lock:
+            self._check_open()
+            if not replace and job.id in self._jobs:
+                raise JobExistsError(job.id)
+            self._jobs[job.id] = self._prepare(job)
 
     def put_jobs(self, jobs: Iterable[JobRecord], replace: bool = True) -> int:
         with self._lock:
@@ -204,53 +250,40 @@ class MemoryStore(Store):
                     del runs[old]
         return run
 
-    def begin_run(
-        self,
-        job_id: str,
-        scheduled: datetime,
-        started: datetime,
-        next_run: datetime | None,
-        instance: str,
-        deferred: float = 0.0,
-    ) -> RunRecord:
+    def begin_runs(self, starts: Sequence[RunStart]) -> list[RunRecord]:
+        runs = [_running(start) for start in starts]  # checked before anything changes
         with self._lock:
             self._check_open()
-            job = self._job(job_id)
-            run_id = next(self._ids)
-            run = RunRecord(
-                run_id, job_id, scheduled, started, None, "running", deferred, None, None,
-                instance,
-            )  # fmt: skip
-            self._set_job(job, next_run, job.paused)
-            return self._insert(run, run_id)
+            for start in starts:
+                self._job(start.job)  # LookupError before anything changes
+            done = []
+            for fields, start in zip(runs, starts, strict=True):
+                job = self._jobs[start.job]
+                if job.next_run is not start.next_run:
+                    self._set_job(job, start.next_run, job.paused)
+                run_id = next(self._ids)
+                done.append(self._insert(_new_record(RunRecord, (run_id, *fields)), run_id))
+            return done
 
-    def finish_run(
-        self,
-        run_id: int,
-        finished: datetime,
-        outcome: str,
-        error: str | None = None,
-        result: Any = None,
-    ) -> RunRecord:
-        if outcome not in FINISHED_OUTCOMES:
-            raise ValueError(
-                f"`outcome` must be one of {', '.join(sorted(FINISHED_OUTCOMES))}, got {outcome!r}"
-            )
-        stored_error = None if error is None else truncate_text(str(error))
-        stored_result = normalise_result(result)
+    def finish_runs(self, ends: Sequence[RunEnd]) -> list[RunRecord]:
+        checked = [_checked_end(end) for end in ends]  # before anything changes
         with self._lock:
             self._check_open()
-            run = self._run(run_id)
-            if run.outcome != "running":
-                return run
-            run = RunRecord(
-                run_id, run.job, run.scheduled, run.started, finished, outcome, run.deferred,
-                stored_error, stored_result, run.instance,
-            )  # fmt: skip
-            self._runs[run_id] = run
-            self._running[run.job] -= 1
-            del self._running_ids[run_id]
-            return run
+            for end in checked:
+                self._run(end.run_id)  # LookupError before anything changes
+            done = []
+            for run_id, finished, outcome, error, result in checked:
+                run = self._runs[run_id]
+                if run.outcome == "running":
+                    run = _new_record(RunRecord, (
+                        run_id, run.job, run.scheduled, run.started, finished, outcome,
+                        run.deferred, error, result, run.instance,
+                    ))  # fmt: skip
+                    self._runs[run_id] = run
+                    self._running[run.job] -= 1
+                    del self._running_ids[run_id]
+                done.append(run)
+            return done
 
     def record_run(self, run: RunRecord, next_run: datetime | Keep | None = KEEP) -> RunRecord:
         if run.outcome not in NEVER_RAN_OUTCOMES:
@@ -293,16 +326,15 @@ class MemoryStore(Store):
             return heapq.nlargest(limit, runs, key=_newest_key)
 
     def interrupt_running(self, finished: datetime, instance: str | None = None) -> list[RunRecord]:
+        if getattr(finished, "tzinfo", None) is not UTC:
+            finished = utc_time("finished", finished)
         with self._lock:
             self._check_open()
             done = []
             for run_id in list(self._running_ids):
                 run = self._runs[run_id]
                 if instance is None or run.instance == instance:
-                    run = RunRecord(
-                        run_id, run.job, run.scheduled, run.started, finished, "interrupted",
-                        run.deferred, run.error, run.result, run.instance,
-                    )  # fmt: skip
+                    run = run._replace(finished=finished, outcome="interrupted")
                     self._runs[run_id] = run
                     self._running[run.job] -= 1
                     del self._running_ids[run_id]

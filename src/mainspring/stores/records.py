@@ -1,18 +1,20 @@
 """The values a store keeps: :class:`JobRecord` and :class:`RunRecord`.
 
-Both are frozen, slotted dataclasses (lean: the memory store keeps one
-``JobRecord`` per job). Times are aware datetimes normalised to UTC on
-construction; a naive time raises :class:`ValueError` naming the field.
-Records are values: the dicts and lists inside them must not be mutated after
-the record is built (stores may share them).
+Both are typed named tuples: immutable, with named fields, and cheap to build
+(the memory store keeps one ``JobRecord`` per job and makes a ``RunRecord``
+per run; a frozen dataclass costs four times as much to construct). Building
+one validates it: times are aware datetimes normalised to UTC, and a naive
+time raises :class:`ValueError` naming the field. Records are values: the dicts
+and lists inside them must not be mutated after the record is built (stores
+may share them). ``_replace`` does not validate; stores use it only with
+values they have checked.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 __all__ = [
     "FINISHED_OUTCOMES",
@@ -20,10 +22,13 @@ __all__ = [
     "OUTCOMES",
     "TEXT_LIMIT",
     "JobRecord",
+    "RunEnd",
     "RunRecord",
+    "RunStart",
     "job_field_json",
     "normalise_result",
     "truncate_text",
+    "utc_time",
 ]
 
 OUTCOMES: Final = frozenset(
@@ -41,9 +46,8 @@ _TRUNCATED: Final = "... (truncated)"
 _JOB_JSON_FIELDS: Final = (("trigger", dict), ("args", list), ("kwargs", dict), ("options", dict))
 
 
-def _utc(name: str, value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
+def utc_time(name: str, value: datetime) -> datetime:
+    """``value`` in UTC; ValueError naming ``name`` unless it is an aware datetime."""
     if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"`{name}` must be a timezone-aware datetime, got {value!r}")
     return value if value.tzinfo is UTC else value.astimezone(UTC)
@@ -87,8 +91,18 @@ def normalise_result(value: object) -> Any:
     return json.loads(text)
 
 
-@dataclass(frozen=True, slots=True)
-class JobRecord:
+class _JobFields(NamedTuple):
+    id: str
+    func: str
+    trigger: dict[str, Any]
+    args: list[Any]
+    kwargs: dict[str, Any]
+    options: dict[str, Any]
+    next_run: datetime | None = None
+    paused: bool = False
+
+
+class JobRecord(_JobFields):
     """A job as stored: what to call, when, and whether it is paused.
 
     - ``id``: non-empty string, unique in a store.
@@ -100,34 +114,69 @@ class JobRecord:
     - ``paused``: a paused job keeps ``next_run`` but is not run.
     """
 
-    id: str
-    func: str
-    trigger: dict[str, Any]
-    args: list[Any]
-    kwargs: dict[str, Any]
-    options: dict[str, Any]
-    next_run: datetime | None = None
-    paused: bool = False
+    __slots__ = ()
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.id, str) or not self.id:
-            raise ValueError(f"`id` must be a non-empty string, got {self.id!r}")
-        if not isinstance(self.func, str) or not self.func:
-            raise ValueError(f"`func` must be an import reference string, got {self.func!r}")
+    def __new__(
+        cls,
+        id: str,
+        func: str,
+        trigger: dict[str, Any],
+        args: list[Any],
+        kwargs: dict[str, Any],
+        options: dict[str, Any],
+        next_run: datetime | None = None,
+        paused: bool = False,
+    ) -> JobRecord:
+        if not isinstance(id, str) or not id:
+            raise ValueError(f"`id` must be a non-empty string, got {id!r}")
+        if not isinstance(func, str) or not func:
+            raise ValueError(f"`func` must be an import reference string, got {func!r}")
+        values = (id, func, trigger, args, kwargs, options)
         if (
-            type(self.trigger) is not dict
-            or type(self.args) is not list
-            or type(self.kwargs) is not dict
-            or type(self.options) is not dict
+            type(trigger) is not dict
+            or type(args) is not list
+            or type(kwargs) is not dict
+            or type(options) is not dict
         ):
-            for name, kind in _JOB_JSON_FIELDS:
-                if type(getattr(self, name)) is not kind:
+            for (name, kind), value in zip(_JOB_JSON_FIELDS, values[2:], strict=True):
+                if type(value) is not kind:
                     raise ValueError(
-                        f"job {self.id!r}: `{name}` must be a {kind.__name__}, "
-                        f"got {getattr(self, name)!r}"
+                        f"job {id!r}: `{name}` must be a {kind.__name__}, got {value!r}"
                     )
-        if self.next_run is not None and self.next_run.tzinfo is not UTC:
-            object.__setattr__(self, "next_run", _utc("next_run", self.next_run))
+        if next_run is not None and next_run.tzinfo is not UTC:
+            next_run = utc_time("next_run", next_run)
+        return tuple.__new__(cls, (*values, next_run, paused))
+
+
+class RunStart(NamedTuple):
+    """A run about to start, as :meth:`~mainspring.stores.Store.begin_runs` takes it.
+
+    ``job``: the job's id; ``scheduled``: the fire time it is for; ``started``:
+    now; ``next_run``: the job's next fire time after this run (None: done);
+    ``instance``: who runs it; ``deferred``: seconds it waited for low load.
+    """
+
+    job: str
+    scheduled: datetime
+    started: datetime
+    next_run: datetime | None
+    instance: str
+    deferred: float = 0.0
+
+
+class RunEnd(NamedTuple):
+    """How a run ended, as :meth:`~mainspring.stores.Store.finish_runs` takes it.
+
+    ``run_id``: the id :meth:`~mainspring.stores.Store.begin_runs` gave it;
+    ``finished``: when; ``outcome``: ``ok``, ``error``, ``timeout`` or
+    ``interrupted``; ``error``: the error text; ``result``: the return value.
+    """
+
+    run_id: int
+    finished: datetime
+    outcome: str
+    error: str | None = None
+    result: Any = None
 
 
 def job_field_json(job_id: str, name: str, value: object, *, sort_keys: bool = False) -> str:
@@ -142,8 +191,20 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-@dataclass(frozen=True, slots=True)
-class RunRecord:
+class _RunFields(NamedTuple):
+    id: int | None
+    job: str
+    scheduled: datetime
+    started: datetime | None
+    finished: datetime | None
+    outcome: str
+    deferred: float = 0.0
+    error: str | None = None
+    result: Any = None
+    instance: str = ""
+
+
+class RunRecord(_RunFields):
     """One due time of a job and what became of it.
 
     - ``id``: assigned by the store (None before it is stored); increases with
@@ -158,32 +219,34 @@ class RunRecord:
     - ``instance``: the name of the scheduler instance that ran or recorded it.
     """
 
-    id: int | None
-    job: str
-    scheduled: datetime
-    started: datetime | None
-    finished: datetime | None
-    outcome: str
-    deferred: float = 0.0
-    error: str | None = None
-    result: Any = None
-    instance: str = ""
+    __slots__ = ()
 
-    def __post_init__(self) -> None:
-        if self.outcome not in OUTCOMES:
+    def __new__(
+        cls,
+        id: int | None,
+        job: str,
+        scheduled: datetime,
+        started: datetime | None,
+        finished: datetime | None,
+        outcome: str,
+        deferred: float = 0.0,
+        error: str | None = None,
+        result: Any = None,
+        instance: str = "",
+    ) -> RunRecord:
+        if outcome not in OUTCOMES:
             raise ValueError(
-                f"`outcome` must be one of {', '.join(sorted(OUTCOMES))}, got {self.outcome!r}"
+                f"`outcome` must be one of {', '.join(sorted(OUTCOMES))}, got {outcome!r}"
             )
         # Fast path first: the stores build records from UTC datetimes all day long.
-        if getattr(self.scheduled, "tzinfo", None) is not UTC:
-            if self.scheduled is None:
+        if getattr(scheduled, "tzinfo", None) is not UTC:
+            if scheduled is None:
                 raise ValueError("`scheduled` must be a timezone-aware datetime, got None")
-            object.__setattr__(self, "scheduled", _utc("scheduled", self.scheduled))
-        if self.started is not None and self.started.tzinfo is not UTC:
-            object.__setattr__(self, "started", _utc("started", self.started))
-        if self.finished is not None and self.finished.tzinfo is not UTC:
-            object.__setattr__(self, "finished", _utc("finished", self.finished))
-        deferred = self.deferred
+            scheduled = utc_time("scheduled", scheduled)
+        if started is not None and started.tzinfo is not UTC:
+            started = utc_time("started", started)
+        if finished is not None and finished.tzinfo is not UTC:
+            finished = utc_time("finished", finished)
         if type(deferred) is not float or not deferred >= 0:
             if (
                 isinstance(deferred, bool)
@@ -191,7 +254,10 @@ class RunRecord:
                 or not (deferred >= 0)
             ):
                 raise ValueError(f"`deferred` must be a number of seconds >= 0, got {deferred!r}")
-            object.__setattr__(self, "deferred", float(deferred))
+            deferred = float(deferred)
+        return tuple.__new__(
+            cls, (id, job, scheduled, started, finished, outcome, deferred, error, result, instance)
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The fields as a JSON object, times as ISO 8601 text with offsets (UTC)."""
