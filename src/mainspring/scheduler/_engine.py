@@ -48,7 +48,7 @@ from mainspring._time import SelfDrivingTime
 from mainspring.clock import Clock, get_clock
 from mainspring.scheduler._execute import ChildProcesses
 from mainspring.scheduler._jobs import Job, build_job
-from mainspring.scheduler._runs import RunPipeline, _Bucket, _Ended, _Pending
+from mainspring.scheduler._runs import RunPipeline, _Bucket, _Ended, _Pending, wall_offset
 from mainspring.scheduler.triggers import EveryTrigger, Trigger
 from mainspring.stores import MemoryStore, Store, store_from_url
 from mainspring.stores.records import JobRecord, RunRecord, RunStart
@@ -196,8 +196,9 @@ class Scheduler(RunPipeline):
             self._pool = WorkerPool(self.workers, "mainspring-job-worker")
             self._started = True
             now = clock.time.monotonic()
+            offset = wall_offset(now, now_wall.timestamp())
             for job in self._jobs.values():
-                self._place(job, now, now_wall)
+                self._place(job, now, offset)
         if not clock.running:
             clock.start(loop=loop)
             self._owns_clock = True
@@ -304,46 +305,57 @@ class Scheduler(RunPipeline):
         """
         if not self._opened:
             self.open()
+        time = self.clock.time
+        now_wall, now = time.wall(), time.monotonic()
+        now_s = now_wall.timestamp()
         # Built outside the lock (a string reference may import a module), with
-        # positional arguments: this is the path of every add.
-        job = self._build(
-            func, trigger, id, args, kwargs, idle, misfire, grace, max_running, jitter, timeout,
-            run_in,
+        # positional arguments and the time read once: this is the path of every add.
+        job = build_job(
+            func, self._anchor_of(trigger, id), id, args, kwargs, idle, misfire, grace,
+            max_running, jitter, timeout, run_in,
+            keep_callables=self._keeps_callables, now=now_wall, now_s=now_s,
         )  # fmt: skip
-        return self._install(job, replace)
+        return self._install(job, replace, now, now_s)
 
     def _build(self, func: Any, trigger: Trigger, id: str | None, *options: Any) -> Job:
         """Validate one definition into a job: :meth:`add`'s arguments, in its order."""
+        now = self.clock.time.wall()
         return build_job(
-            func,
-            self._anchor_of(trigger, id),
-            id,
-            *options,
-            keep_callables=self._keeps_callables,
-            now=self.clock.time.wall(),
-        )
+            func, self._anchor_of(trigger, id), id, *options,
+            keep_callables=self._keeps_callables, now=now, now_s=now.timestamp(),
+        )  # fmt: skip
 
     def _anchor_of(self, trigger: Trigger, id: object) -> Trigger:
         """``trigger``, or the job's current one if it is the same every(...) grid."""
         old = self._jobs.get(id) if type(id) is str else None
         return trigger if old is None else _keep_anchor(trigger, old.trigger)
 
-    def _install(self, job: Job, replace: bool) -> JobRecord:
-        """Store ``job`` in place of any job with its id, and schedule it if running."""
-        time = self.clock.time
+    def _install(
+        self, job: Job, replace: bool, now: float | None = None, now_s: float | None = None
+    ) -> JobRecord:
+        """Store ``job`` in place of any job with its id, and schedule it if running.
+
+        ``now`` and ``now_s``: the monotonic and wall (POSIX) times, if read already.
+        """
+        record = job.record
         with self._lock:
-            old = self._jobs.get(job.id)
-            if old is not None and replace and old.record.trigger == job.record.trigger:
+            old = self._jobs.get(record.id)
+            if old is not None and replace and old.record.trigger == record.trigger:
                 job.keep_schedule_of(old)
-            self._store.put_job(job.record, replace=replace)
+                record = job.record
+            self._store.put_job(record, replace)
             if old is not None:
                 job.active = old.active  # its runs in progress count for the new definition
                 old.retired = True
-            self._jobs[job.id] = job
+            self._jobs[record.id] = job
             if self._started:
-                self._place(job, time.monotonic(), time.wall())
-                self._arm()
-        return job.record
+                if now is None or now_s is None:
+                    now, now_s = self.clock.time.monotonic(), self.clock.time.wall().timestamp()
+                self._place(job, now, wall_offset(now, now_s))
+                due = job.heap_due
+                if due is not None and (self._timer_due is None or due < self._timer_due):
+                    self._arm()  # else the timer is already set for an earlier deadline
+        return record
 
     def sync(self, specs: Iterable[Mapping[str, Any]]) -> None:
         """Make the store's jobs exactly ``specs`` (each the keyword arguments of :meth:`add`).
@@ -401,7 +413,8 @@ class Scheduler(RunPipeline):
             self._store.set_paused(job_id, False)
             self._store.set_next_run(job_id, job.next_run)
             if self._started:
-                self._place(job, clock.time.monotonic(), now_wall)
+                now = clock.time.monotonic()
+                self._place(job, now, wall_offset(now, now_wall.timestamp()))
         if self._started:
             self._arm()
 

@@ -7,7 +7,7 @@ import inspect
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mainspring.scheduler._refs import reference_of, resolve
@@ -50,12 +50,15 @@ class Job:
         trigger: Trigger,
         options: JobOptions,
         func: Callable[..., Any] | None,
+        is_async: bool | None = None,
     ) -> None:
         self.record = record
         self.trigger = trigger
         self.options = options
         self.func = func
-        self.is_async = func is not None and _is_async(func)
+        if is_async is None:
+            is_async = func is not None and _is_async(func)
+        self.is_async = is_async
         self.next_run = record.next_run
         self.paused = record.paused
         self.due_mono: float | None = None
@@ -95,11 +98,6 @@ class Job:
     def running(self) -> int:
         """How many of its runs are in progress (or about to start) here."""
         return self.starting + (0 if self.active is None else len(self.active))
-
-    @property
-    def wall_derived(self) -> bool:
-        """True for triggers whose times come from the wall clock (cron, at)."""
-        return not isinstance(self.trigger, EveryTrigger)
 
     def keep_schedule_of(self, old: Job) -> None:
         """Take over ``old``'s place in time (a redefinition with the same trigger)."""
@@ -156,7 +154,7 @@ def misfire_note(count: int, policy: str) -> str:
 
 # Jobs built alike share their options, anchored trigger and JSON: 100,000
 # interval jobs then cost a few hundred bytes each, and adding one is cheap.
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=1024, typed=True)
 def _options(*fields: Any) -> tuple[JobOptions, dict[str, Any]]:
     options = JobOptions(*fields)
     return options, options.to_json()
@@ -164,33 +162,21 @@ def _options(*fields: Any) -> tuple[JobOptions, dict[str, Any]]:
 
 @functools.lru_cache(maxsize=1024)
 def _anchored(
-    trigger: EveryTrigger, second: datetime
-) -> tuple[EveryTrigger, dict[str, Any], datetime]:
-    anchored = trigger.anchored(second)
-    first = anchored.next_after(second)
+    interval: timedelta, second: int
+) -> tuple[EveryTrigger, dict[str, Any], datetime, float]:
+    """``every(interval)`` anchored at POSIX second ``second``: trigger, JSON, first fire."""
+    start = datetime.fromtimestamp(second, UTC)
+    anchored = EveryTrigger(interval, start)
+    first = anchored.next_after(start)
     if first is None:  # pragma: no cover - an interval trigger never ends
-        raise ValueError(f"`trigger` {trigger!r} has no fire time after {second}")
-    return anchored, anchored.to_json(), first
-
-
-_last_second: list[datetime] = [datetime.min]  # a one-entry cache: adds come in bursts
-
-
-def _whole_second(now: datetime) -> datetime:
-    """``now`` without its microseconds (``datetime.replace`` is slow, adds are many)."""
-    last = _last_second[0]
-    if now.tzinfo is last.tzinfo and timedelta(0) <= now - last < _SECOND:
-        return last
-    _last_second[0] = second = now.replace(microsecond=0)
-    return second
-
-
-_SECOND = timedelta(seconds=1)
+        raise ValueError(f"`trigger` {anchored!r} has no fire time")
+    return anchored, anchored.to_json(), first, first.timestamp()
 
 
 @functools.lru_cache(maxsize=4096)
-def _reference_of(func: Callable[..., Any]) -> str:
-    return reference_of(func)
+def _described(func: Callable[..., Any]) -> tuple[str, bool]:
+    """``func``'s import reference (TypeError if it has none) and whether it is async."""
+    return reference_of(func), inspect.iscoroutinefunction(func)
 
 
 def _is_async(func: Callable[..., Any]) -> bool:
@@ -204,6 +190,8 @@ def _is_async(func: Callable[..., Any]) -> bool:
 def _is_async_cached(func: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(func)
 
+
+_new = tuple.__new__
 
 # Shared by jobs without arguments; records are values and are never mutated.
 _NO_ARGS: list[Any] = []
@@ -226,21 +214,23 @@ def build_job(
     *,
     keep_callables: bool,
     now: datetime,
+    now_s: float,
 ) -> Job:
     """Validate one job definition and build it; errors name the argument and the value.
 
     The arguments are those of :meth:`Scheduler.add`, in its order and all
     given, then whether callables that are not importable may be kept, and
-    the current wall time.
+    the current wall time (also as POSIX seconds: adding is a hot path).
     """
     importable = True
+    is_async: bool | None = None
     if isinstance(func, str):
         ref = func
         target = resolve(ref)
     elif callable(func):
         target = func
         try:
-            ref = _reference_of(func)
+            ref, is_async = _described(func)
         except TypeError as exc:
             if not keep_callables:
                 raise TypeError(f"{exc} (a 'memory://' store can keep such callables)") from None
@@ -248,7 +238,9 @@ def build_job(
             importable = False
     else:
         raise TypeError(f"`func` must be a callable or a 'module:qualname' string, got {func!r}")
-    if not hasattr(trigger, "next_after") or not hasattr(trigger, "to_json"):
+    if type(trigger) is not EveryTrigger and (
+        not hasattr(trigger, "next_after") or not hasattr(trigger, "to_json")
+    ):
         raise TypeError(f"`trigger` must be cron(...), every(...) or at(...), got {trigger!r}")
     if id is None:
         id = ref
@@ -263,7 +255,7 @@ def build_job(
         raise ValueError(f"`run_in='process'` needs an importable function, got {func!r}")
     args_list = list(args) if args else _NO_ARGS
     kwargs_dict = dict(kwargs) if kwargs else _NO_KWARGS
-    for name, value in (("args", args_list), ("kwargs", kwargs_dict)):
+    for name, value in (("args", args_list), ("kwargs", kwargs_dict)) if args or kwargs else ():
         if value:
             try:
                 json.dumps(value)
@@ -275,19 +267,12 @@ def build_job(
     if type(trigger) is EveryTrigger and trigger.start is None:
         # Grids start on a whole second: alike jobs added together share one
         # trigger and one first fire time.
-        trigger, trigger_json, first = _anchored(trigger, _whole_second(now))
-        next_run = first if first > now else trigger.next_after(now)
+        trigger, trigger_json, first, first_s = _anchored(trigger.interval, math.floor(now_s))
+        next_run = first if first_s > now_s else trigger.next_after(now)
     else:
         trigger_json = trigger.to_json()
         next_run = trigger.next_after(now)
-    record = JobRecord(
-        id,
-        ref,
-        trigger_json,
-        args_list,
-        kwargs_dict,
-        options_json,
-        next_run,
-        False,
-    )
-    return Job(record, trigger, options, target)
+    # Every field is checked above, and triggers give UTC times: skip JobRecord's checks.
+    record = _new(JobRecord, (id, ref, trigger_json, args_list, kwargs_dict, options_json,
+                              next_run, False))  # fmt: skip
+    return Job(record, trigger, options, target, is_async)

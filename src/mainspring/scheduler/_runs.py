@@ -44,6 +44,28 @@ MAX_CATCH_UP = 100
 DISPATCH_CHUNK = 32
 
 
+def wall_offset(now: float, now_wall_s: float) -> float:
+    """Monotonic minus wall seconds, rounded up to 0.1 ms.
+
+    Deadlines derived through it from equal fire times are equal (so they share
+    a heap entry), at most 0.1 ms late, never early.
+    """
+    return math.ceil((now - now_wall_s) * 1e4) / 1e4
+
+
+_timestamps: dict[datetime, float] = {}
+
+
+def _timestamp(when: datetime) -> float:
+    """``when.timestamp()``, remembered: jobs added together share their first fire times."""
+    seconds = _timestamps.get(when)
+    if seconds is None:
+        if len(_timestamps) >= 4096:
+            _timestamps.clear()
+        seconds = _timestamps[when] = when.timestamp()
+    return seconds
+
+
 class _Pending:
     """A due run on its way to starting (jitter, idle wait, limits)."""
 
@@ -113,18 +135,19 @@ class RunPipeline:
     def clock(self) -> Clock:
         raise NotImplementedError
 
-    def _place(self, job: Job, now: float, now_wall: datetime) -> None:
-        """Give ``job`` its monotonic deadline from its stored next fire time."""
+    def _place(self, job: Job, now: float, offset: float) -> None:
+        """Give ``job`` its monotonic deadline from its stored next fire time.
+
+        ``now`` is monotonic time, ``offset`` :func:`wall_offset` at ``now``.
+        """
         if job.paused or job.next_run is None:
             job.due_mono = None
             return
         if job.due_mono is None or not isinstance(job.trigger, EveryTrigger):
-            # Through the wall-to-monotonic offset rounded up to 0.1 ms: equal
-            # fire times get equal deadlines (so they share a heap entry), at
-            # most 0.1 ms late, never early.
-            offset = math.ceil((now - now_wall.timestamp()) * 1e4) / 1e4
-            job.due_mono = job.next_run.timestamp() + offset
-        wake = min(job.due_mono, now + REDERIVE_S) if job.wall_derived else job.due_mono
+            job.due_mono = _timestamp(job.next_run) + offset
+        wake = job.due_mono
+        if type(job.trigger) is not EveryTrigger:  # cron, at: re-derived from wall time
+            wake = min(wake, now + REDERIVE_S)
         # Jobs due at the same instant share one heap entry (and one float), in
         # the order they were placed: big job sets stay small, ties stay ordered.
         bucket = self._due.get(wake)
@@ -165,6 +188,7 @@ class RunPipeline:
             self._timer = self._timer_due = None
             now = clock.time.monotonic()
             now_wall = clock.time.wall()
+            offset = wall_offset(now, now_wall.timestamp())
             due_jobs: list[Job] = []
             heap = self._heap
             while heap and heap[0] <= now:
@@ -191,9 +215,9 @@ class RunPipeline:
                         if job.due_mono is not None and job.due_mono > now:
                             # A re-derivation wake-up, not a fire time: place it afresh.
                             job.due_mono = None
-                            self._place(job, now, now_wall)
+                            self._place(job, now, offset)
                         else:
-                            self._fire(job, now, now_wall)
+                            self._fire(job, now, now_wall, offset)
                 finally:
                     self._starting = None
                 started = self._begin(starting)
@@ -203,10 +227,10 @@ class RunPipeline:
             self._record_ended()
         self._arm()
 
-    def _fire(self, job: Job, now: float, now_wall: datetime) -> None:
+    def _fire(self, job: Job, now: float, now_wall: datetime, offset: float) -> None:
         """``job``'s deadline passed: count its fire times, apply misfire, queue runs."""
         times = job.advance(now, now_wall, MAX_CATCH_UP)
-        self._place(job, now, now_wall)
+        self._place(job, now, offset)
         if not times:
             return
         late_s = (now_wall - times[0]).total_seconds()

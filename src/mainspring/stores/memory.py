@@ -183,10 +183,21 @@ class MemoryStore(Store):
 
     def put_job(self, job: JobRecord, replace: bool = True) -> None:
         with self._lock:
-            self._check_open()
+            if not self._open:
+                self._check_open()
             if not replace and job.id in self._jobs:
                 raise JobExistsError(job.id)
-            self._jobs[job.id] = self._prepare(job)
+            interned = self._interned_ids
+            if (  # a job built like the last ones: nothing to check or share
+                type(job) is JobRecord
+                and not job.args
+                and not job.kwargs
+                and interned.get(id(job.trigger)) is job.trigger
+                and interned.get(id(job.options)) is job.options
+            ):
+                self._jobs[job.id] = job
+            else:
+                self._jobs[job.id] = self._prepare(job)
 
     def put_jobs(self, jobs: Iterable[JobRecord], replace: bool = True) -> int:
         with self._lock:
