@@ -41,7 +41,7 @@ REDERIVE_S = 300.0
 #: At most this many fire times are counted after a downtime.
 MAX_CATCH_UP = 100
 #: Due jobs dispatched under one hold of the lock, their runs handed over together.
-DISPATCH_CHUNK = 32
+DISPATCH_CHUNK = 64
 
 
 def wall_offset(now: float, now_wall_s: float) -> float:
@@ -265,18 +265,18 @@ class RunPipeline:
         job = p.job
         if job.retired or (job.paused and not p.forced) or not self._started:
             return
-        clock = self.clock
         if now is None or now_wall is None:
-            now, now_wall = clock.time.monotonic(), clock.time.wall()
+            now, now_wall = self.clock.time.monotonic(), self.clock.time.wall()
         opts = job.options
         if not p.jittered:
             p.jittered = True
-            delay = self._random.uniform(0.0, opts.jitter) if opts.jitter else 0.0
-            if job.due_mono is not None:
-                delay = min(delay, max(0.0, job.due_mono - now - 0.001))
-            if delay > 0:
-                clock.call_later(delay, lambda e: self._readmit(p), blocking=True)
-                return
+            if opts.jitter:
+                delay = self._random.uniform(0.0, opts.jitter)
+                if job.due_mono is not None:
+                    delay = min(delay, max(0.0, job.due_mono - now - 0.001))
+                if delay > 0:
+                    self.clock.call_later(delay, lambda e: self._readmit(p), blocking=True)
+                    return
         deferred = 0.0
         if opts.idle is not None and not p.forced:
             deferred = now - p.since
