@@ -271,6 +271,35 @@ def test_a_burst_of_due_jobs_runs_each_once_on_real_threads(tmp_path: Path) -> N
         sample_jobs.CALLS.clear()
 
 
+def test_misfire_all_runs_each_missed_time_one_after_another_on_real_threads(
+    tmp_path: Path,
+) -> None:
+    # Runs end without the scheduler's lock; the queued ones must still all start,
+    # and never overlap (max_running=1).
+    store = f"sqlite:///{tmp_path / 'all.db'}"
+    clock = Clock(period=0.05)
+    try:
+        with Scheduler(store, clock=clock) as first:
+            first.add(sample_jobs.sleep, every(seconds=0.2), id="j", misfire="all",
+                      kwargs={"seconds": 0.05})  # fmt: skip
+            time.sleep(0.3)
+        time.sleep(1.1)  # down: about five fire times pass unseen
+        restart = datetime.now(UTC)
+        with Scheduler(store, clock=clock, workers=4) as second:
+            second.add(sample_jobs.sleep, every(seconds=0.2), id="j", misfire="all",
+                       kwargs={"seconds": 0.05})  # fmt: skip
+            time.sleep(1.0)
+            runs = second.history("j", limit=100)
+    finally:
+        clock.stop()
+    started = sorted((r.started, r.finished) for r in runs if r.outcome == "ok")
+    caught_up = [r for r in runs if r.outcome == "ok" and r.scheduled < restart]
+    assert len(caught_up) >= 5  # the run before the stop and one for each missed time
+    assert all(a[1] is not None and b[0] >= a[1] for a, b in itertools.pairwise(started))
+    # A fire time that comes while the catch-up runs go is skipped (max_running), not lost.
+    assert all(r.outcome in ("ok", "skipped") for r in runs)
+
+
 # -- executors and timeouts (real time) ----------------------------------------------
 
 
