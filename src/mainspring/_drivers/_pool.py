@@ -72,7 +72,7 @@ class WorkerPool:
                 return
             try:
                 task()
-            except BaseException:  # pragma: no cover - tasks catch their own errors
+            except BaseException:  # the scheduler's and the clock's tasks catch their own
                 log.exception("unexpected error in a clock worker")
             del task  # do not keep the last task's closure alive while idle
             idle.append(None)

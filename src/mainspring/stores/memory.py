@@ -29,15 +29,13 @@ from mainspring.stores.base import (
     check_retention,
 )
 from mainspring.stores.records import (
-    FINISHED_OUTCOMES,
-    NEVER_RAN_OUTCOMES,
     JobRecord,
     RunEnd,
     RunRecord,
     RunStart,
     job_field_json,
-    normalise_result,
-    truncate_text,
+    stored_end,
+    stored_never_ran,
     utc_time,
 )
 
@@ -82,26 +80,6 @@ def _running(start: RunStart) -> tuple[Any, ...]:
         return (job, scheduled, started, None, "running", deferred, None, None, instance)
     run = RunRecord(None, job, scheduled, started, None, "running", deferred, None, None, instance)
     return run[1:]
-
-
-def _checked_end(end: RunEnd) -> RunEnd:
-    """``end`` with its outcome checked and its values as stored."""
-    if (  # the common case: nothing to normalise
-        end.error is None
-        and end.result is None
-        and getattr(end.finished, "tzinfo", None) is UTC
-        and end.outcome in FINISHED_OUTCOMES
-    ):
-        return end
-    if end.outcome not in FINISHED_OUTCOMES:
-        raise ValueError(
-            f"`outcome` must be one of {', '.join(sorted(FINISHED_OUTCOMES))}, got {end.outcome!r}"
-        )
-    finished = end.finished
-    if getattr(finished, "tzinfo", None) is not UTC:
-        finished = utc_time("finished", finished)
-    error = None if end.error is None else truncate_text(str(end.error))
-    return RunEnd(end.run_id, finished, end.outcome, error, normalise_result(end.result))
 
 
 def _newest_key(run: RunRecord) -> tuple[datetime, int]:
@@ -277,7 +255,7 @@ class MemoryStore(Store):
             return done
 
     def finish_runs(self, ends: Sequence[RunEnd]) -> list[RunRecord]:
-        checked = [_checked_end(end) for end in ends]  # before anything changes
+        checked = [stored_end(end) for end in ends]  # before anything changes
         with self._lock:
             self._check_open()
             for end in checked:
@@ -297,20 +275,12 @@ class MemoryStore(Store):
             return done
 
     def record_run(self, run: RunRecord, next_run: datetime | Keep | None = KEEP) -> RunRecord:
-        if run.outcome not in NEVER_RAN_OUTCOMES:
-            raise ValueError(f"`outcome` must be 'skipped' or 'missed', got {run.outcome!r}")
-        if run.id is not None:
-            raise ValueError(f"`id` must be None for a new run record, got {run.id!r}")
-        error = None if run.error is None else truncate_text(str(run.error))
-        result = normalise_result(run.result)
+        run = stored_never_ran(run)
         with self._lock:
             self._check_open()
             job = self._job(run.job)
             run_id = next(self._ids)
-            run = RunRecord(
-                run_id, run.job, run.scheduled, run.started, run.finished, run.outcome,
-                run.deferred, error, result, run.instance,
-            )  # fmt: skip
+            run = run._replace(id=run_id)
             if next_run is not KEEP:
                 self._set_job(job, next_run, job.paused)
             return self._insert(run, run_id)

@@ -27,6 +27,8 @@ __all__ = [
     "RunStart",
     "job_field_json",
     "normalise_result",
+    "stored_end",
+    "stored_never_ran",
     "truncate_text",
     "utc_time",
 ]
@@ -273,3 +275,39 @@ class RunRecord(_RunFields):
             "result": self.result,
             "instance": self.instance,
         }
+
+
+def stored_end(end: RunEnd) -> RunEnd:
+    """``end`` as every store keeps it (``finish_runs`` calls this before changing anything).
+
+    ``outcome`` must be in :data:`FINISHED_OUTCOMES` (else ValueError naming
+    it); ``finished`` comes back in UTC, ``error`` truncated, ``result`` as
+    :func:`normalise_result` keeps it. The common end (UTC, no error, no
+    result) is returned as it is.
+    """
+    outcome, finished, error, result = end.outcome, end.finished, end.error, end.result
+    if outcome not in FINISHED_OUTCOMES:
+        raise ValueError(
+            f"`outcome` must be one of {', '.join(sorted(FINISHED_OUTCOMES))}, got {outcome!r}"
+        )
+    if error is None and result is None and getattr(finished, "tzinfo", None) is UTC:
+        return end
+    if getattr(finished, "tzinfo", None) is not UTC:
+        finished = utc_time("finished", finished)
+    error = None if error is None else truncate_text(str(error))
+    return RunEnd(end.run_id, finished, outcome, error, normalise_result(result))
+
+
+def stored_never_ran(run: RunRecord) -> RunRecord:
+    """``run`` as every store keeps it (``record_run`` calls this before changing anything).
+
+    ``outcome`` must be in :data:`NEVER_RAN_OUTCOMES` and ``id`` None (else
+    ValueError naming the field); ``error`` comes back truncated, ``result``
+    as :func:`normalise_result` keeps it.
+    """
+    if run.outcome not in NEVER_RAN_OUTCOMES:
+        raise ValueError(f"`outcome` must be 'skipped' or 'missed', got {run.outcome!r}")
+    if run.id is not None:
+        raise ValueError(f"`id` must be None for a new run record, got {run.id!r}")
+    error = None if run.error is None else truncate_text(str(run.error))
+    return run._replace(error=error, result=normalise_result(run.result))

@@ -70,15 +70,13 @@ from mainspring.stores.base import (
     check_retention,
 )
 from mainspring.stores.records import (
-    FINISHED_OUTCOMES,
-    NEVER_RAN_OUTCOMES,
     JobRecord,
     RunEnd,
     RunRecord,
     RunStart,
     job_field_json,
-    normalise_result,
-    truncate_text,
+    stored_end,
+    stored_never_ran,
 )
 
 __all__ = ["APPLICATION_ID", "MIGRATIONS", "SQLiteStore"]
@@ -534,16 +532,9 @@ class SQLiteStore(Store):
 
     def finish_runs(self, ends: Sequence[RunEnd]) -> list[RunRecord]:
         values = []  # checked and encoded before the transaction
-        for run_id, finished, outcome, error, result in ends:
-            if outcome not in FINISHED_OUTCOMES:
-                raise ValueError(
-                    f"`outcome` must be one of {', '.join(sorted(FINISHED_OUTCOMES))}, "
-                    f"got {outcome!r}"
-                )
-            stored_error = None if error is None else truncate_text(str(error))
-            stored_result = normalise_result(result)
-            text = None if stored_result is None else json.dumps(stored_result)
-            values.append((_us(finished), outcome, stored_error, text, run_id))
+        for run_id, finished, outcome, error, result in map(stored_end, ends):
+            text = None if result is None else json.dumps(result)
+            values.append((_us(finished), outcome, error, text, run_id))
         update = "UPDATE runs SET finished = ?, outcome = ?, error = ?, result = ? WHERE id = ?"
         rows = []
         with self._tx(write=True) as conn:
@@ -567,13 +558,8 @@ class SQLiteStore(Store):
         return [_run(row) for row in rows]
 
     def record_run(self, run: RunRecord, next_run: datetime | Keep | None = KEEP) -> RunRecord:
-        if run.outcome not in NEVER_RAN_OUTCOMES:
-            raise ValueError(f"`outcome` must be 'skipped' or 'missed', got {run.outcome!r}")
-        if run.id is not None:
-            raise ValueError(f"`id` must be None for a new run record, got {run.id!r}")
-        error = None if run.error is None else truncate_text(str(run.error))
-        result = normalise_result(run.result)
-        text = None if result is None else json.dumps(result)
+        run = stored_never_ran(run)
+        text = None if run.result is None else json.dumps(run.result)
         with self._tx(write=True) as conn:
             if next_run is KEEP:
                 if conn.execute("SELECT 1 FROM jobs WHERE id = ?", (run.job,)).fetchone() is None:
@@ -583,8 +569,7 @@ class SQLiteStore(Store):
                     conn, run.job, "UPDATE jobs SET next_run = ? WHERE id = ?", _us(next_run)
                 )
             run_id = self._insert(conn, run, text)
-        return RunRecord(run_id, run.job, run.scheduled, run.started, run.finished, run.outcome,
-                         run.deferred, error, result, run.instance)  # fmt: skip
+        return run._replace(id=run_id)
 
     def get_run(self, run_id: int) -> RunRecord:
         with self._tx() as conn:
